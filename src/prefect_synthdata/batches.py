@@ -1,0 +1,165 @@
+"""The remote steps of a generation run, written once against the `Provider` interface:
+prepare a request, submit it idempotently, poll it to completion, download its jobs.
+
+Prefect tasks in `prefect_synthdata.tasks` wrap these with retries, caching and logs.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from prefect_synthdata.providers.local import LocalProvider
+    >>> provider = LocalProvider(pathlib.Path(tempfile.mkdtemp()))
+    >>> request = prepare_request(provider, "shapes", [{"width": 64, "height": 64}], True, "demo", seed=1)
+    >>> batch, adopted = submit_idempotent(provider, request)
+    >>> poll_until_done(provider, batch, PollPolicy(deadline_seconds=120)).remaining
+    0
+    >>> submit_idempotent(provider, request)[1]
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect_synthdata.dataset.manifest import sha256_file
+from prefect_synthdata.exceptions import BatchTimeoutError, TransientError
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, batch_name_for, request_key
+from prefect_synthdata.params import sample_unspecified
+from prefect_synthdata.providers.base import Provider
+
+VERIFIED = ".verified.json"
+
+
+def prepare_request(
+    provider: Provider,
+    generator: str,
+    jobs: list[dict[str, Any]],
+    is_preview: bool,
+    label: str,
+    seed: int = 0,
+    randomize: bool = False,
+) -> BatchRequest:
+    """Fill in per-job seeds, validate, and key the request.
+
+    Each job that leaves the generator's `seed` parameter out gets one drawn from
+    `(seed, job index)`, so jobs differ and re-runs repeat. With `randomize`, every
+    other unspecified parameter is sampled too (the Infinity rules). Raises
+    UnknownGeneratorError or ParameterValidationError before anything is submitted.
+    """
+    spec = provider.describe(generator)
+    has_seed = any(p.name == "seed" for p in spec.params)
+    filled = []
+    for index, job in enumerate(jobs):
+        rng = random.Random(f"{seed}:{index}")
+        values = dict(job)
+        if has_seed and "seed" not in values:
+            values["seed"] = rng.randint(0, 2**31 - 1)
+        filled.append(sample_unspecified(spec, values, rng) if randomize else values)
+    resolved = provider.validate(generator, filled, is_preview)
+    key = request_key(provider.identity, generator, resolved, is_preview, label)
+    return BatchRequest(
+        generator=generator, jobs=resolved, is_preview=is_preview, key=key, name=batch_name_for(label, key)
+    )
+
+
+def submit_idempotent(provider: Provider, request: BatchRequest) -> tuple[BatchRef, bool]:
+    """Adopt the batch already submitted under `request.name`, else submit it.
+
+    Returns the batch and whether it was adopted (True) rather than newly submitted.
+    """
+    existing = provider.find_batch(request.name)
+    if existing is not None:
+        return existing, True
+    return provider.submit(request), False
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How to wait: exponential backoff from `initial` to `cap` seconds, up to a deadline."""
+
+    initial_seconds: float = 0.2
+    cap_seconds: float = 5.0
+    deadline_seconds: float = 6 * 3600
+    transient_retries: int = 5
+
+
+StatusListener = Callable[[BatchStatus], None]
+
+
+def poll_until_done(
+    provider: Provider,
+    batch: BatchRef,
+    policy: PollPolicy,
+    on_change: StatusListener | None = None,
+) -> BatchStatus:
+    """Read the batch status until every job has finished.
+
+    One batch-level call per poll. A transient failure of one poll is retried on
+    its own (up to `policy.transient_retries` in a row); `on_change` is called
+    only when the per-state counts change. BatchTimeoutError past the deadline.
+    """
+    deadline = time.monotonic() + policy.deadline_seconds
+    interval = policy.initial_seconds
+    failures = 0
+    last: dict[str, int] | None = None
+    while True:
+        try:
+            status = provider.batch_status(batch)
+            failures = 0
+        except TransientError:
+            failures += 1
+            if failures > policy.transient_retries:
+                raise
+        else:
+            counts = status.counts()
+            if counts != last:
+                last = counts
+                interval = policy.initial_seconds  # progress: look again soon
+                if on_change is not None:
+                    on_change(status)
+            if status.done:
+                return status
+        if time.monotonic() + interval > deadline:
+            raise BatchTimeoutError(
+                f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s "
+                f"(states: {last})"
+            )
+        time.sleep(interval)
+        interval = min(interval * 2, policy.cap_seconds)
+
+
+def _verified(folder: Path) -> bool:
+    record = folder / VERIFIED
+    if not record.is_file():
+        return False
+    sizes: dict[str, list[Any]] = json.loads(record.read_text())
+    return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, (size, _) in sizes.items())
+
+
+def download_jobs(provider: Provider, batch: BatchRef, job_ids: list[str], work_dir: Path) -> list[Path]:
+    """Fetch each job's result to `work_dir/<job_id>/`, skipping ones already verified.
+
+    A job folder counts as verified once its files' sizes and sha256 are recorded in
+    `.verified.json`; a partial download never appears under the final name.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    folders = []
+    for job_id in job_ids:
+        folder = work_dir / job_id
+        if not _verified(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            scratch = work_dir / f"{job_id}.download"
+            shutil.rmtree(scratch, ignore_errors=True)
+            provider.fetch_job_result(batch, job_id, scratch)
+            record = {
+                p.name: [p.stat().st_size, sha256_file(p)] for p in sorted(scratch.iterdir()) if p.is_file()
+            }
+            (scratch / VERIFIED).write_text(json.dumps(record))
+            scratch.rename(folder)
+        folders.append(folder)
+    return folders

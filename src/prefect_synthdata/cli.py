@@ -1,0 +1,185 @@
+"""The `synthdata` command line: list generators, generate datasets, list published ones.
+
+Example:
+    $ synthdata generators
+    $ synthdata generate --provider local --generator shapes --jobs 4 --param width=256 \\
+          --dest ./datasets --name demo
+    $ synthdata datasets ls ./datasets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import SecretStr
+
+from prefect_synthdata.exceptions import ConfigurationError, SynthDataError
+from prefect_synthdata.models import BatchStatus
+from prefect_synthdata.params import GeneratorSpec
+from prefect_synthdata.providers import ProviderConfig
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """`key=value`, where value is JSON if it parses (`3`, `true`, `"x"`) and a string otherwise."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param expects key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _add_provider_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("provider")
+    group.add_argument("--provider", choices=["local", "infinity", "zpy"], default="local")
+    group.add_argument("--url", help="server URL of an HTTP provider")
+    group.add_argument("--token", help="API token (default: $SYNTHDATA_TOKEN)")
+    group.add_argument("--project", help="zpy project id (default: the token's first project)")
+    group.add_argument("--state-dir", help="state directory of the local provider")
+
+
+def _provider_config(args: argparse.Namespace) -> ProviderConfig:
+    token = args.token or os.environ.get("SYNTHDATA_TOKEN")
+    if args.provider != "local" and not (args.url and token):
+        raise ConfigurationError(f"--provider {args.provider} needs --url and --token (or $SYNTHDATA_TOKEN)")
+    return ProviderConfig(
+        kind=args.provider,
+        url=args.url,
+        token=SecretStr(token) if token else None,
+        project=args.project,
+        state_dir=args.state_dir,
+    )
+
+
+def _format_spec(spec: GeneratorSpec) -> str:
+    lines = [f"{spec.name} (v{spec.version}, preview: {'yes' if spec.preview else 'no'}): {spec.description}"]
+    for p in spec.params:
+        bounds = []
+        if p.options.min is not None or p.options.max is not None:
+            bounds.append(f"[{p.options.min:g}, {p.options.max:g}]")
+        if p.options.choices:
+            bounds.append("{" + ", ".join(map(str, p.options.choices)) + "}")
+        lines.append(f"  {p.name:<20} {p.type:<6} default={p.default_value!r:<12} {' '.join(bounds)}")
+    return "\n".join(lines)
+
+
+def cmd_generators(args: argparse.Namespace) -> int:
+    specs = _provider_config(args).create().list_generators()
+    if args.json:
+        print(json.dumps([s.to_api() for s in specs], indent=2))
+    else:
+        print("\n\n".join(_format_spec(s) for s in specs))
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, driven by batch status changes."""
+
+    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+
+    def __call__(self, status: BatchStatus) -> None:
+        total = len(status.jobs)
+        done = total - status.remaining
+        filled = self.width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} jobs finished"
+        end = "\n" if status.done or not self.stream.isatty() else ""
+        self.stream.write(f"\r{line}{end}")
+        self.stream.flush()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from prefect_synthdata.flows import GenerateRequest, generate_dataset
+    from prefect_synthdata.tasks import STATUS_LISTENERS
+
+    request = GenerateRequest(
+        provider=_provider_config(args),
+        generator=args.generator,
+        num_jobs=args.jobs,
+        params=dict(args.param),
+        is_preview=args.preview,
+        seed=args.seed,
+        randomize=args.randomize,
+        name=args.name,
+        version=args.version,
+        dest=args.dest,
+    )
+    bar = ProgressBar()
+    STATUS_LISTENERS.append(bar)
+    try:
+        manifest = generate_dataset(request)
+    finally:
+        STATUS_LISTENERS.remove(bar)
+    print(manifest.uri)
+    return 0
+
+
+def cmd_datasets_ls(args: argparse.Namespace) -> int:
+    from prefect_synthdata.storage import open_store
+    from prefect_synthdata.storage.publish import list_datasets
+
+    datasets = list_datasets(open_store(args.dest))
+    if args.json:
+        print(json.dumps(datasets, indent=2))
+    for name, versions in datasets.items():
+        if not args.json:
+            print(f"{name}: {', '.join(versions)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthdata", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generators = commands.add_parser("generators", help="list generators and their parameters")
+    _add_provider_args(generators)
+    generators.add_argument("--json", action="store_true", help="print JSON: a list of {name, params, ...}")
+    generators.set_defaults(run=cmd_generators)
+
+    generate = commands.add_parser("generate", help="generate and publish a dataset")
+    _add_provider_args(generate)
+    generate.add_argument("--generator", default="shapes")
+    generate.add_argument("--jobs", type=int, default=4, help="number of jobs (>= 1)")
+    generate.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE")
+    generate.add_argument("--preview", action="store_true", help="render one preview frame per job")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--randomize", action="store_true", help="sample unspecified parameters")
+    generate.add_argument("--dest", default=None, help="path or s3:// URI (default: $SYNTHDATA_DEST or ./datasets)")
+    generate.add_argument("--name", default="synthetic-shapes", help="dataset name")
+    generate.add_argument("--version", default=None, help="dataset version (default: derived)")
+    generate.set_defaults(run=cmd_generate)
+
+    datasets = commands.add_parser("datasets", help="published datasets")
+    datasets_commands = datasets.add_subparsers(dest="datasets_command", required=True)
+    ls = datasets_commands.add_parser("ls", help="list datasets and versions under a destination")
+    ls.add_argument("dest")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(run=cmd_datasets_ls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `synthdata` console script."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "dest", "") is None:
+        from prefect_synthdata.settings import SynthDataSettings
+
+        args.dest = SynthDataSettings().dest
+    try:
+        return int(args.run(args))
+    except SynthDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # pydantic validation of the request
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The canonical dataset: layout, merged COCO annotations and the checksummed manifest."""

@@ -1,0 +1,97 @@
+"""`manifest.json`: every file of a dataset with its size and sha256, plus what made it.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = f.write_text("hi")
+    >>> file_entry(f, "a.txt").sha256[:8]
+    '8f434346'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from prefect_synthdata.exceptions import IntegrityError
+
+CHUNK = 1024 * 1024
+MANIFEST = "manifest.json"
+SUCCESS = "_SUCCESS"
+ANNOTATIONS = "annotations.coco.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileEntry(BaseModel):
+    """One data file, by its path relative to the dataset root."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+def file_entry(path: Path, relative: str) -> FileEntry:
+    """A `FileEntry` for the file at `path`, recorded as `relative`."""
+    return FileEntry(path=relative, size=path.stat().st_size, sha256=sha256_file(path))
+
+
+class Manifest(BaseModel):
+    """The content of `manifest.json`. Deterministic: no timestamps, sorted files."""
+
+    name: str
+    version: str
+    provider: str
+    generator: str
+    batch_id: str
+    is_preview: bool
+    num_jobs: int
+    num_images: int
+    num_annotations: int
+    categories: list[str]
+    job_params: list[dict[str, Any]]
+    files: list[FileEntry]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=True).encode()
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def content_sha256(self) -> str:
+        """sha256 over the data files alone: equal for equal data, whichever batch made it."""
+        listing = json.dumps([f.model_dump() for f in self.files], sort_keys=True)
+        return hashlib.sha256(listing.encode()).hexdigest()
+
+    def verify(self, root: Path) -> None:
+        """Check every listed file under `root` by size and sha256; IntegrityError names the first bad one."""
+        for entry in self.files:
+            path = root / entry.path
+            if not path.is_file() or path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+                raise IntegrityError(f"{entry.path}: missing or does not match the manifest")
+
+
+class DatasetManifest(BaseModel):
+    """What a finished generate-and-publish run returns: where the dataset is and what is in it."""
+
+    uri: str
+    name: str
+    version: str
+    batch_id: str
+    generator: str
+    num_images: int
+    num_annotations: int
+    categories: list[str]
+    manifest_sha256: str
+    content_sha256: str
+    files_uploaded: int = 0

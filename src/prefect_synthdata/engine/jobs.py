@@ -1,0 +1,257 @@
+"""A durable job service: batches of render jobs in SQLite, rendered by a process pool.
+
+The `local` provider runs it in-process; the reference server runs it behind HTTP.
+State lives under `state_dir` (`jobs.sqlite3` plus `results/<job_id>/`), so a new
+process sees earlier batches and their results. Each unfinished job is leased by
+the process that renders it; jobs whose lease holder has died are adopted and
+rendered again by the next service that opens the same state dir.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> service = JobService(pathlib.Path(tempfile.mkdtemp()), workers=1)
+    >>> params = {**get_generator("shapes").spec.defaults(), "width": 64, "height": 64}
+    >>> batch = service.submit("me", "demo", "shapes", [params], is_preview=True)
+    >>> service.wait(batch.batch_id, timeout=120).remaining
+    0
+    >>> service.close()
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect_synthdata.engine.generators import get_generator
+from prefect_synthdata.engine.render import render_job
+from prefect_synthdata.exceptions import NotFoundError
+from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
+
+MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, generator TEXT NOT NULL,
+    is_preview INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_owner_name ON batches(owner, name);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), idx INTEGER NOT NULL,
+    params TEXT NOT NULL, frames INTEGER NOT NULL, state TEXT NOT NULL, error TEXT,
+    runner INTEGER, attempts INTEGER NOT NULL DEFAULT 0, finished TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch_id, idx);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _render_into(generator: str, params: dict[str, Any], is_preview: bool, final: Path) -> None:
+    """Worker-process entry: render into a private folder, then move it into place."""
+    scratch = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    render_job(generator, params, is_preview, scratch)
+    try:
+        os.replace(scratch, final)
+    except OSError:  # already rendered by someone else: deterministic, keep theirs
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class JobService:
+    """Owns the SQLite state and the render pool for one state directory."""
+
+    def __init__(self, state_dir: Path, workers: int | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.results_dir = self.state_dir / "results"
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.workers = workers or os.cpu_count() or 1
+        self._db = sqlite3.connect(
+            self.state_dir / "jobs.sqlite3", check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._inflight: dict[str, Future[None]] = {}
+        self.adopt_orphans()
+
+    # -- queries -------------------------------------------------------------------------
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def _batch_ref(self, row: sqlite3.Row) -> BatchRef:
+        job_ids = [r["id"] for r in self._query("SELECT id FROM jobs WHERE batch_id=? ORDER BY idx", (row["id"],))]
+        return BatchRef(
+            batch_id=row["id"],
+            name=row["name"],
+            generator=row["generator"],
+            job_ids=job_ids,
+            is_preview=bool(row["is_preview"]),
+        )
+
+    def find_batch(self, owner: str, name: str) -> BatchRef | None:
+        """The newest batch of `owner` called `name`, if any."""
+        rows = self._query(
+            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1", (owner, name)
+        )
+        return self._batch_ref(rows[0]) if rows else None
+
+    def get_batch(self, owner: str, batch_id: str) -> BatchRef:
+        """The batch `batch_id` if `owner` owns it, else NotFoundError."""
+        rows = self._query("SELECT * FROM batches WHERE id=? AND owner=?", (batch_id, owner))
+        if not rows:
+            raise NotFoundError(f"batch {batch_id!r} not found")
+        return self._batch_ref(rows[0])
+
+    def batch_status(self, owner: str, batch_id: str) -> BatchStatus:
+        """Every job's state in one read; adopts orphaned jobs on the way."""
+        self.get_batch(owner, batch_id)
+        self.adopt_orphans(batch_id)
+        rows = self._query("SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,))
+        return BatchStatus(
+            batch_id=batch_id,
+            jobs=[JobStatus(job_id=r["id"], state=JobState(r["state"]), error=r["error"]) for r in rows],
+        )
+
+    def job_params(self, job_id: str) -> dict[str, Any]:
+        """The full parameter set a job was rendered with (for `state` re-runs)."""
+        rows = self._query("SELECT params FROM jobs WHERE id=?", (job_id,))
+        if not rows:
+            raise NotFoundError(f"job {job_id!r} not found")
+        params: dict[str, Any] = json.loads(rows[0]["params"])
+        return params
+
+    def result_dir(self, job_id: str) -> Path:
+        """The rendered folder of a succeeded job, else NotFoundError."""
+        rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))
+        path = self.results_dir / job_id
+        if not rows or rows[0]["state"] != JobState.SUCCEEDED or not path.is_dir():
+            raise NotFoundError(f"job {job_id!r} has no result")
+        return path
+
+    # -- commands ------------------------------------------------------------------------
+    def submit(
+        self, owner: str, name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> BatchRef:
+        """Record a batch of validated jobs and start rendering them."""
+        gen = get_generator(generator)
+        batch_id = str(uuid.uuid4())
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?)",
+                (batch_id, owner, name, generator, int(is_preview), _now()),
+            )
+            self._db.executemany(
+                "INSERT INTO jobs (id, batch_id, idx, params, frames, state) VALUES (?,?,?,?,?,?)",
+                [
+                    (str(uuid.uuid4()), batch_id, i, json.dumps(p), gen.frame_count(p, is_preview), JobState.QUEUED)
+                    for i, p in enumerate(jobs)
+                ],
+            )
+            self._db.execute("COMMIT")
+        self.adopt_orphans(batch_id)
+        return self.get_batch(owner, batch_id)
+
+    def adopt_orphans(self, batch_id: str | None = None) -> int:
+        """Lease and start every unfinished job no live process is rendering."""
+        where = "state IN ('queued','running')" + (" AND batch_id=?" if batch_id else "")
+        rows = self._query(
+            f"SELECT jobs.id, jobs.params, jobs.runner, batches.generator, batches.is_preview "
+            f"FROM jobs JOIN batches ON batches.id = jobs.batch_id WHERE {where}",
+            (batch_id,) if batch_id else (),
+        )
+        started = 0
+        me = os.getpid()
+        for row in rows:
+            runner = row["runner"]
+            if row["id"] in self._inflight or (runner is not None and runner != me and _pid_alive(runner)):
+                continue
+            with self._lock:
+                claimed = self._db.execute(
+                    "UPDATE jobs SET runner=?, state=?, attempts=attempts+1 WHERE id=? AND runner IS ?",
+                    (me, JobState.RUNNING, row["id"], runner),
+                ).rowcount
+            if claimed:
+                self._start(row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"]))
+                started += 1
+        return started
+
+    def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        final = self.results_dir / job_id
+        if final.is_dir():  # rendered before a crash could record it
+            self._finish(job_id, None)
+            return
+        future = self._pool.submit(_render_into, generator, params, is_preview, final)
+        self._inflight[job_id] = future
+        future.add_done_callback(lambda f: self._finish(job_id, f))
+
+    def _finish(self, job_id: str, future: Future[None] | None) -> None:
+        exc = None
+        if future is not None:
+            exc = BrokenProcessPool("render pool shut down") if future.cancelled() else future.exception()
+        with self._lock:
+            self._inflight.pop(job_id, None)
+            if isinstance(exc, BrokenProcessPool):  # the worker died, not the job: retry it
+                self._pool = None
+                self._db.execute(
+                    "UPDATE jobs SET state=CASE WHEN attempts < ? THEN ? ELSE ? END, runner=NULL,"
+                    " error=? WHERE id=?",
+                    (MAX_ATTEMPTS, JobState.QUEUED, JobState.FAILED, f"worker process died: {exc}", job_id),
+                )
+                return
+            error = f"{type(exc).__name__}: {exc}" if exc else None
+            state = JobState.FAILED if error else JobState.SUCCEEDED
+            self._db.execute(
+                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?", (state, error, _now(), job_id)
+            )
+
+    def wait(self, batch_id: str, timeout: float, owner: str | None = None) -> BatchStatus:
+        """Block until the batch is done or `timeout` seconds pass; returns the last status."""
+        rows = self._query("SELECT owner FROM batches WHERE id=?", (batch_id,))
+        if not rows:
+            raise NotFoundError(f"batch {batch_id!r} not found")
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.batch_status(owner or rows[0]["owner"], batch_id)
+            if status.done or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop the pool (waiting for running renders) and close the database."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        with self._lock:
+            self._db.close()

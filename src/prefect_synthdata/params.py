@@ -1,0 +1,209 @@
+"""Generator parameter specs, validation and random sampling (the Infinity rules).
+
+A generator describes its parameters in the Infinity `parameter_info` shape. The
+same rules serve the embedded engine, the reference server and the HTTP clients:
+
+- unknown names are errors; `int`/`float` values are cast and range-checked;
+  `str`/`bool` are checked by type; `choices` by membership; `uuid` takes a string or None;
+- validation runs on the user's values, then on `{**defaults, **values}`, and the
+  merged set is what gets submitted;
+- every problem of every job is reported at once.
+
+Example:
+    >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1,
+    ...     options=ParamOptions(min=1, max=5))])
+    >>> validate_jobs(spec, [{"n": 3}])
+    [{'n': 3}]
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from prefect_synthdata.exceptions import ParameterValidationError
+
+ParamType = Literal["int", "float", "str", "bool", "uuid"]
+
+
+class ParamOptions(BaseModel):
+    """Constraints of one parameter: inclusive `min`/`max` and/or a list of `choices`."""
+
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
+
+
+class ParamSpec(BaseModel):
+    """One generator parameter: name, type, default and constraints."""
+
+    name: str
+    type: ParamType
+    default_value: Any = None
+    options: ParamOptions = Field(default_factory=ParamOptions)
+    description: str = ""
+
+    def to_api(self) -> dict[str, Any]:
+        """The Infinity `params[]` entry (options without unset keys)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default_value": self.default_value,
+            "options": self.options.model_dump(exclude_none=True),
+        }
+
+
+class GeneratorSpec(BaseModel):
+    """A generator's public description: its parameters and whether it renders previews."""
+
+    name: str
+    version: str = "1"
+    description: str = ""
+    params: list[ParamSpec]
+    preview: bool = True
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's default value."""
+        return {p.name: p.default_value for p in self.params}
+
+    def to_api(self) -> dict[str, Any]:
+        """The Infinity `GET api/jobs/{generator}/` body."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "params": [p.to_api() for p in self.params],
+            "options": {"preview": self.preview},
+        }
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> GeneratorSpec:
+        """Parse an Infinity `parameter_info` body."""
+        return cls(
+            name=body["name"],
+            version=str(body.get("version") or "1"),
+            params=[ParamSpec.model_validate(p) for p in body.get("params", [])],
+            preview=bool((body.get("options") or {}).get("preview", False)),
+        )
+
+
+def _check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
+    """Cast and check one value; returns (normalised value, problem or None)."""
+    name, opts = spec.name, spec.options
+    if spec.type == "uuid":
+        if value is None:
+            return None, None
+        if not isinstance(value, str):
+            return value, f"'{name}' must be a uuid string or null, got {type(value).__name__}"
+        try:
+            return str(uuid.UUID(value)), None
+        except ValueError:
+            return value, f"'{name}' must be a uuid, got {value!r}"
+    if spec.type == "bool":
+        if not isinstance(value, bool):
+            return value, f"'{name}' must be a bool, got {value!r}"
+        return value, None
+    if spec.type == "str":
+        if not isinstance(value, str):
+            return value, f"'{name}' must be a str, got {value!r}"
+    else:
+        if isinstance(value, bool) or value is None:
+            return value, f"'{name}' must be {spec.type}, got {value!r}"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value, f"'{name}' must be {spec.type}, got {value!r}"
+        if number != number or number in (float("inf"), float("-inf")):
+            return value, f"'{name}' must be a finite number, got {value!r}"
+        if spec.type == "int":
+            if not number.is_integer():
+                return value, f"'{name}' must be an int, got {value!r}"
+            value = int(number)
+        else:
+            value = number
+        if opts.min is not None and value < opts.min:
+            return value, f"'{name}' must be >= {opts.min:g}, got {value}"
+        if opts.max is not None and value > opts.max:
+            return value, f"'{name}' must be <= {opts.max:g}, got {value}"
+    if opts.choices is not None and value not in opts.choices:
+        return value, f"'{name}' must be one of {opts.choices}, got {value!r}"
+    return value, None
+
+
+def check_job(spec: GeneratorSpec, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Validate one job's values; returns the merged full parameter set and its problems.
+
+    Example:
+        >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="x", type="float", default_value=0.5)])
+        >>> check_job(spec, {"y": 1})[1]
+        ["unknown parameter 'y'"]
+    """
+    if not isinstance(values, dict):
+        return {}, [f"job parameters must be a mapping, got {type(values).__name__}"]
+    by_name = {p.name: p for p in spec.params}
+    problems = [f"unknown parameter '{k}'" for k in values if k not in by_name]
+    merged: dict[str, Any] = {}
+    for p in spec.params:
+        value, problem = _check_value(p, values.get(p.name, p.default_value))
+        merged[p.name] = value
+        if problem:
+            problems.append(problem)
+    return merged, problems
+
+
+def validate_jobs(
+    spec: GeneratorSpec, jobs: list[dict[str, Any]], is_preview: bool = False
+) -> list[dict[str, Any]]:
+    """Validate every job; return the merged parameter sets or raise with all problems.
+
+    Example:
+        >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1)])
+        >>> validate_jobs(spec, [{"n": "2"}, {}])
+        [{'n': 2}, {'n': 1}]
+    """
+    problems: list[str] = []
+    if not jobs:
+        problems.append("a batch needs at least one job")
+    if is_preview and not spec.preview:
+        problems.append(f"generator '{spec.name}' does not support previews")
+    merged_jobs = []
+    for index, values in enumerate(jobs):
+        merged, job_problems = check_job(spec, values)
+        problems.extend(f"job {index}: {p}" for p in job_problems)
+        merged_jobs.append(merged)
+    if problems:
+        raise ParameterValidationError(problems)
+    return merged_jobs
+
+
+def sample_unspecified(
+    spec: GeneratorSpec, values: dict[str, Any], rng: random.Random
+) -> dict[str, Any]:
+    """Fill parameters the user left out: a choice, a uniform draw in [min, max], or the default.
+
+    `uuid` parameters (such as `state`) are never sampled.
+
+    Example:
+        >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="c", type="str", default_value="a",
+        ...     options=ParamOptions(choices=["a", "b"]))])
+        >>> sample_unspecified(spec, {}, random.Random(1))["c"] in ("a", "b")
+        True
+    """
+    filled = dict(values)
+    for p in spec.params:
+        if p.name in filled:
+            continue
+        opts = p.options
+        if p.type == "uuid":
+            filled[p.name] = p.default_value
+        elif opts.choices:
+            filled[p.name] = rng.choice(opts.choices)
+        elif opts.min is not None and opts.max is not None and p.type == "int":
+            filled[p.name] = rng.randint(int(opts.min), int(opts.max))
+        elif opts.min is not None and opts.max is not None and p.type == "float":
+            filled[p.name] = rng.uniform(opts.min, opts.max)
+        else:
+            filled[p.name] = p.default_value
+    return filled

@@ -1,0 +1,41 @@
+"""Providers of generation services and the serialisable config that builds them.
+
+Example:
+    >>> ProviderConfig(kind="local").create().identity.startswith("local:")
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+from prefect_synthdata.exceptions import ConfigurationError
+from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.settings import SynthDataSettings
+
+ProviderKind = Literal["local", "infinity", "zpy"]
+
+
+class ProviderConfig(BaseModel):
+    """Which service to talk to and how. The token is a `SecretStr` and never logged."""
+
+    kind: ProviderKind = Field(default="local", description="local, infinity or zpy.")
+    url: str | None = Field(default=None, description="Server URL of an HTTP provider.")
+    token: SecretStr | None = Field(default=None, description="API token of an HTTP provider.")
+    project: str | None = Field(default=None, description="zpy project id.")
+    state_dir: Path | None = Field(default=None, description="State directory of the local provider.")
+
+    def create(self) -> Provider:
+        """Build the provider this config describes."""
+        if self.kind == "local":
+            state_dir = self.state_dir or SynthDataSettings().home / "local"
+            from prefect_synthdata.providers.local import LocalProvider
+
+            return LocalProvider(state_dir)
+        raise ConfigurationError(f"provider {self.kind!r} is not available in this build")
+
+
+__all__ = ["Provider", "ProviderConfig", "ProviderKind"]

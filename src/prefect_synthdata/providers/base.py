@@ -1,0 +1,63 @@
+"""The one interface every provider implements: local engine, Infinity or zpy over HTTP.
+
+Example:
+    >>> from prefect_synthdata.providers import ProviderConfig
+    >>> provider = ProviderConfig(kind="local").create()
+    >>> "shapes" in [g.name for g in provider.list_generators()]
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
+from prefect_synthdata.params import GeneratorSpec
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Steps of a generation service. Implementations raise `prefect_synthdata.exceptions` types."""
+
+    @property
+    def identity(self) -> str:
+        """A non-secret string naming this service instance (kind and address), for cache keys."""
+        ...
+
+    def list_generators(self) -> list[GeneratorSpec]:
+        """Every generator the service offers, with its parameters."""
+        ...
+
+    def describe(self, generator: str) -> GeneratorSpec:
+        """One generator's parameters; UnknownGeneratorError if there is none of that name."""
+        ...
+
+    def validate(
+        self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> list[dict[str, Any]]:
+        """Complete parameter sets of `jobs`, or ParameterValidationError naming every problem."""
+        ...
+
+    def estimate(self, generator: str, jobs: list[dict[str, Any]], is_preview: bool) -> list[int]:
+        """Frames each job will render."""
+        ...
+
+    def submit(self, request: BatchRequest) -> BatchRef:
+        """Submit a batch. Callers look for an existing one with `find_batch` first."""
+        ...
+
+    def find_batch(self, name: str) -> BatchRef | None:
+        """The batch submitted under the deterministic `name`, if any."""
+        ...
+
+    def batch_status(self, batch: BatchRef) -> BatchStatus:
+        """Every job's state, read with one batch-level call."""
+        ...
+
+    def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
+        """Write one succeeded job's result folder (see `engine.render`) to `dest`.
+
+        `dest` must not exist yet; on failure nothing is left at `dest`.
+        """
+        ...

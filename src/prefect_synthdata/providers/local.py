@@ -1,0 +1,77 @@
+"""The `local` provider: the embedded engine and job service, in this process.
+
+No account, no network. Batches and results persist under the state directory, so
+a re-run (or a restarted process) finds and adopts its earlier batches.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> provider = LocalProvider(pathlib.Path(tempfile.mkdtemp()))
+    >>> provider.describe("shapes").preview
+    True
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefect_synthdata.engine.generators import GENERATORS, get_generator
+from prefect_synthdata.engine.jobs import JobService
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
+from prefect_synthdata.params import GeneratorSpec, validate_jobs
+
+OWNER = "local"
+_SERVICES: dict[Path, JobService] = {}
+
+
+def job_service(state_dir: Path, workers: int | None = None) -> JobService:
+    """The process-wide job service of `state_dir` (one pool per directory)."""
+    key = Path(state_dir).resolve()
+    if key not in _SERVICES:
+        _SERVICES[key] = JobService(key, workers=workers)
+    return _SERVICES[key]
+
+
+class LocalProvider:
+    """Provider over an in-process `JobService`."""
+
+    def __init__(self, state_dir: Path, workers: int | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.service = job_service(self.state_dir, workers)
+
+    @property
+    def identity(self) -> str:
+        return f"local:{self.state_dir.resolve()}"
+
+    def list_generators(self) -> list[GeneratorSpec]:
+        return [g.spec for g in GENERATORS.values()]
+
+    def describe(self, generator: str) -> GeneratorSpec:
+        return get_generator(generator).spec
+
+    def validate(
+        self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> list[dict[str, Any]]:
+        return validate_jobs(self.describe(generator), jobs, is_preview)
+
+    def estimate(self, generator: str, jobs: list[dict[str, Any]], is_preview: bool) -> list[int]:
+        gen = get_generator(generator)
+        return [gen.frame_count(p, is_preview) for p in self.validate(generator, jobs, is_preview)]
+
+    def submit(self, request: BatchRequest) -> BatchRef:
+        jobs = self.validate(request.generator, request.jobs, request.is_preview)
+        return self.service.submit(OWNER, request.name, request.generator, jobs, request.is_preview)
+
+    def find_batch(self, name: str) -> BatchRef | None:
+        return self.service.find_batch(OWNER, name)
+
+    def batch_status(self, batch: BatchRef) -> BatchStatus:
+        return self.service.batch_status(OWNER, batch.batch_id)
+
+    def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
+        source = self.service.result_dir(job_id)
+        scratch = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(source, scratch)
+        scratch.rename(dest)

@@ -1,0 +1,57 @@
+"""The small object-store interface that publishing is written against.
+
+Keys are `/`-separated paths relative to the destination root. `local` and `s3`
+implement it; `storage.publish` holds the one publishing algorithm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file to put at `key`, with its known size and sha256."""
+
+    path: Path
+    key: str
+    size: int
+    sha256: str
+
+
+class ObjectStore(Protocol):
+    """A destination for datasets: a local directory or an S3 prefix."""
+
+    def uri(self, key: str = "") -> str:
+        """The URI of `key` (or of the root) under this store."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise DestinationError unless objects can be written here (a preflight)."""
+        ...
+
+    def matches(self, key: str, size: int, sha256: str) -> bool:
+        """Whether `key` already holds exactly these bytes."""
+        ...
+
+    def upload_files(self, uploads: list[Upload]) -> None:
+        """Write every upload; each object appears whole or not at all."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write a small object whole."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """A small object's bytes, or None if absent."""
+        ...
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        """Names of the immediate child folders under `prefix` (sorted)."""
+        ...
+
+    def download_file(self, key: str, path: Path) -> None:
+        """Copy the object at `key` to the local file `path`."""
+        ...

@@ -1,0 +1,79 @@
+"""A local-directory `ObjectStore`. Files are written to a temporary name and renamed.
+
+Example:
+    >>> import tempfile
+    >>> store = LocalStore(tempfile.mkdtemp())
+    >>> store.write_bytes("a/b.txt", b"hi"); store.read_bytes("a/b.txt")
+    b'hi'
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect_synthdata.dataset.manifest import sha256_file
+from prefect_synthdata.exceptions import DestinationError
+from prefect_synthdata.storage.base import Upload
+
+
+class LocalStore:
+    """Datasets under a directory on this machine."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if key and not path.is_relative_to(self.root.resolve()):
+            raise DestinationError(f"key {key!r} escapes the destination {self.root}")
+        return path
+
+    def uri(self, key: str = "") -> str:
+        return str(self._path(key)) if key else str(self.root)
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DestinationError(f"destination {self.root} is not writable: {exc.strerror or exc}") from exc
+
+    def matches(self, key: str, size: int, sha256: str) -> bool:
+        path = self._path(key)
+        return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
+
+    def _replace_into(self, key: str, write: Callable[[Path], object]) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            write(scratch)
+            os.replace(scratch, target)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def upload_files(self, uploads: list[Upload]) -> None:
+        for upload in uploads:
+            self._replace_into(upload.key, lambda tmp, src=upload.path: shutil.copyfile(src, tmp))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._replace_into(key, lambda tmp: tmp.write_bytes(data))
+
+    def read_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        path = self._path(prefix) if prefix else self.root
+        if not path.is_dir():
+            return []
+        return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def download_file(self, key: str, path: Path) -> None:
+        shutil.copyfile(self._path(key), path)

@@ -1,0 +1,113 @@
+"""Prefect tasks: thin wrappers over `batches`, `dataset` and `storage` that add
+retries, caching, logging and status listeners.
+
+Example:
+    >>> from prefect_synthdata.tasks import submit_batch, wait_for_batch  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from pydantic import BaseModel
+
+from prefect_synthdata import batches
+from prefect_synthdata.dataset.assemble import assemble_dataset
+from prefect_synthdata.dataset.manifest import Manifest
+from prefect_synthdata.exceptions import TransientError
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
+from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.storage import open_store
+from prefect_synthdata.storage.publish import publish
+
+#: Extra listeners of batch status changes in this process (the CLI's progress bar).
+STATUS_LISTENERS: list[batches.StatusListener] = []
+
+
+def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Cache on the request key alone: it names provider, generator and jobs, never credentials."""
+    request: BatchRequest = parameters["request"]
+    return f"prefect-synthdata-submit-{request.key}"
+
+
+@task(
+    name="submit_batch",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    cache_key_fn=_submit_cache_key,
+    persist_result=True,
+)
+def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
+    """Submit a batch once per logical request: adopt an existing one with the same name."""
+    batch, adopted = batches.submit_idempotent(provider.create(), request)
+    verb = "adopted existing" if adopted else "submitted"
+    get_run_logger().info("%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name)
+    return batch
+
+
+@task(name="wait_for_batch", cache_policy=NO_CACHE)
+def wait_for_batch(provider: ProviderConfig, batch: BatchRef, policy: batches.PollPolicy) -> BatchStatus:
+    """Poll the batch-level status until every job is finished; logs only changes."""
+    logger = get_run_logger()
+
+    def on_change(status: BatchStatus) -> None:
+        logger.info("batch %s: %s", batch.batch_id, status.counts())
+        for listener in STATUS_LISTENERS:
+            listener(status)
+
+    return batches.poll_until_done(provider.create(), batch, policy, on_change)
+
+
+@task(
+    name="download_batch",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=lambda task, run, state: isinstance(state.result(raise_on_failure=False), TransientError | OSError),
+    cache_policy=NO_CACHE,
+)
+def download_batch(provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path) -> list[Path]:
+    """Download one shard of a batch's jobs; jobs already downloaded and verified are skipped."""
+    folders = batches.download_jobs(provider.create(), batch, job_ids, work_dir)
+    get_run_logger().info("shard of %d jobs ready under %s", len(folders), work_dir)
+    return folders
+
+
+class DatasetInfo(BaseModel):
+    """Names a dataset gets when it is assembled."""
+
+    name: str
+    version: str
+    provider: str
+
+
+@task(name="build_dataset", cache_policy=NO_CACHE)
+def build_dataset(batch: BatchRef, job_dirs: list[Path], out_dir: Path, info: DatasetInfo) -> Manifest:
+    """Assemble job folders into the canonical layout with a merged COCO file and manifest."""
+    manifest = assemble_dataset(
+        [(folder.name, folder) for folder in job_dirs],
+        out_dir,
+        name=info.name,
+        version=info.version,
+        provider=info.provider,
+        generator=batch.generator,
+        batch_id=batch.batch_id,
+        is_preview=batch.is_preview,
+    )
+    get_run_logger().info(
+        "assembled %d images, %d annotations in %s", manifest.num_images, manifest.num_annotations, out_dir
+    )
+    return manifest
+
+
+@task(name="publish_dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def publish_dataset(dest: str, folder: Path, manifest: Manifest) -> tuple[str, int]:
+    """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
+    result = publish(open_store(dest), folder, manifest)
+    get_run_logger().info(
+        "published %s (%d files written, %d already there)", result.uri, result.files_uploaded, result.files_skipped
+    )
+    return result.uri, result.files_uploaded
