@@ -23,11 +23,15 @@ def prefect_api() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def synthdata_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own SYNTHDATA_HOME (local provider state, work dirs)."""
+def synthdata_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test gets its own SYNTHDATA_HOME (local provider state, work dirs); the local
+    provider's job services (render pools) opened during the test are closed after it."""
+    from prefect_synthdata.providers.local import close_job_services
+
     home = tmp_path / "synthdata-home"
     monkeypatch.setenv("SYNTHDATA_HOME", str(home))
-    return home
+    yield home
+    close_job_services()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -81,8 +81,8 @@ def cmd_generators(args: argparse.Namespace) -> int:
 class ProgressBar:
     """A one-line progress bar on stderr, driven by batch status changes."""
 
-    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
+    def __init__(self, stream: Any = None, width: int = 30) -> None:
+        self.stream, self.width = stream or sys.stderr, width
 
     def __call__(self, status: BatchStatus) -> None:
         total = len(status.jobs)

@@ -78,11 +78,11 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     if request.version is not None:
         check_segment("version", request.version)
     store = open_store(request.dest)
-    store.check_writable()
     provider = request.provider.create()
     batch_request = batches.prepare_request(
         provider, request.generator, request.jobs(), request.is_preview, request.name, request.seed, request.randomize
     )
+    store.check_writable()
     version = request.version or batch_request.key[:12]
 
     batch = submit_batch(request.provider, batch_request)

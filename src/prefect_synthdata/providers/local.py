@@ -33,6 +33,12 @@ def job_service(state_dir: Path, workers: int | None = None) -> JobService:
     return _SERVICES[key]
 
 
+def close_job_services() -> None:
+    """Stop every job service this process opened (their render pools and databases)."""
+    while _SERVICES:
+        _SERVICES.popitem()[1].close()
+
+
 class LocalProvider:
     """Provider over an in-process `JobService`."""
 

@@ -36,9 +36,14 @@ class LocalStore:
         return str(self._path(key)) if key else str(self.root)
 
     def check_writable(self) -> None:
+        """Probe the destination (or its nearest existing ancestor) without leaving anything behind."""
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise DestinationError(f"destination {self.root} is not writable: {existing} is not a directory")
+        probe = existing / f".write-probe-{uuid.uuid4().hex}"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-probe-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:

@@ -68,6 +68,13 @@ def read_manifest(store: ObjectStore, name: str, version: str) -> Manifest | Non
     return Manifest.model_validate_json(raw) if raw is not None else None
 
 
+def _point_latest(store: ObjectStore, manifest: Manifest) -> None:
+    """Point `<name>/LATEST` at this version (written only when it changes)."""
+    key, version = f"{manifest.name}/{LATEST}", manifest.version.encode()
+    if store.read_bytes(key) != version:
+        store.write_bytes(key, version)
+
+
 def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResult:
     """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`."""
     prefix = f"{check_segment('name', manifest.name)}/{check_segment('version', manifest.version)}"
@@ -77,7 +84,7 @@ def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResu
             raise DestinationError(
                 f"{store.uri(prefix)} already holds a different dataset; choose another version"
             )
-        store.write_bytes(f"{manifest.name}/{LATEST}", manifest.version.encode())
+        _point_latest(store, manifest)
         return PublishResult(store.uri(prefix), 0, len(manifest.files))
     pending = [
         Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256)
@@ -87,7 +94,7 @@ def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResu
     store.upload_files(pending)
     store.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_bytes())
     store.write_bytes(f"{prefix}/{SUCCESS}", manifest.sha256().encode())
-    store.write_bytes(f"{manifest.name}/{LATEST}", manifest.version.encode())
+    _point_latest(store, manifest)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
 
 

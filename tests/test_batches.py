@@ -1,0 +1,112 @@
+"""Submit, poll and download against the real local provider (with injected transient faults)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prefect_synthdata import batches
+from prefect_synthdata.exceptions import BatchTimeoutError, TransientError
+from prefect_synthdata.models import BatchRef, BatchStatus
+from prefect_synthdata.providers.local import LocalProvider, close_job_services
+
+SMALL = {"width": 64, "height": 64}
+
+
+class FlakyStatus:
+    """The real local provider, except that chosen status reads raise TransientError."""
+
+    def __init__(self, provider: LocalProvider, fail_calls: set[int]) -> None:
+        self.provider, self.fail_calls, self.calls = provider, fail_calls, 0
+
+    def __getattr__(self, name: str):  # everything else is the real provider
+        return getattr(self.provider, name)
+
+    def batch_status(self, batch: BatchRef) -> BatchStatus:
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise TransientError(f"injected failure of poll {self.calls}")
+        return self.provider.batch_status(batch)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[LocalProvider]:
+    provider = LocalProvider(tmp_path / "state", workers=1)
+    yield provider
+    close_job_services()
+
+
+def _submit(provider: LocalProvider, jobs: list[dict], label: str = "t") -> BatchRef:
+    request = batches.prepare_request(provider, "shapes", jobs, False, label)
+    return batches.submit_idempotent(provider, request)[0]
+
+
+def test_one_failed_poll_is_not_a_failed_batch(provider: LocalProvider) -> None:
+    batch = _submit(provider, [SMALL] * 2)
+    flaky = FlakyStatus(provider, fail_calls={1, 2, 4})
+    changes: list[dict[str, int]] = []
+    policy = batches.PollPolicy(initial_seconds=0.01, cap_seconds=0.05, deadline_seconds=120)
+    status = batches.poll_until_done(flaky, batch, policy, on_change=lambda s: changes.append(s.counts()))
+    assert status.done and status.succeeded == batch.job_ids
+    assert changes[-1] == {"succeeded": 2}
+    assert all(a != b for a, b in zip(changes, changes[1:]))  # only changes are reported
+    assert flaky.calls > len(changes)
+
+
+def test_too_many_consecutive_poll_failures_raise(provider: LocalProvider) -> None:
+    batch = _submit(provider, [SMALL])
+    flaky = FlakyStatus(provider, fail_calls=set(range(1, 100)))
+    policy = batches.PollPolicy(initial_seconds=0.001, cap_seconds=0.001, transient_retries=3)
+    with pytest.raises(TransientError):
+        batches.poll_until_done(flaky, batch, policy)
+    assert flaky.calls == 4
+
+
+def test_deadline_stops_waiting(provider: LocalProvider) -> None:
+    batch = _submit(provider, [{"width": 2048, "height": 2048, "frames": 3}])
+    policy = batches.PollPolicy(initial_seconds=0.01, cap_seconds=0.02, deadline_seconds=0.2)
+    with pytest.raises(BatchTimeoutError, match="not finished after 0.2s"):
+        batches.poll_until_done(provider, batch, policy)
+
+
+def test_download_skips_verified_jobs_and_repairs_damaged_ones(provider: LocalProvider, tmp_path: Path) -> None:
+    batch = _submit(provider, [SMALL] * 2)
+    batches.poll_until_done(provider, batch, batches.PollPolicy(0.01, 0.1, 120))
+    work = tmp_path / "work"
+    first = batches.download_jobs(provider, batch, batch.job_ids, work)
+    assert [f.name for f in first] == batch.job_ids
+    record = json.loads((first[1] / batches.VERIFIED).read_text())
+    assert "labels.json" in record and "image.000000.rgb.png" in record
+    mtimes = {f: f.stat().st_mtime_ns for f in first}
+
+    damaged = first[1] / "image.000000.rgb.png"
+    damaged.write_bytes(b"truncated")
+    again = batches.download_jobs(provider, batch, batch.job_ids, work)
+    assert again == first
+    assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # verified: skipped
+    assert damaged.stat().st_size == record["image.000000.rgb.png"][0]  # re-fetched
+
+
+def test_same_request_same_name_and_key(provider: LocalProvider) -> None:
+    a = batches.prepare_request(provider, "shapes", [SMALL] * 3, False, "x", seed=7)
+    b = batches.prepare_request(provider, "shapes", [SMALL] * 3, False, "x", seed=7)
+    c = batches.prepare_request(provider, "shapes", [SMALL] * 3, False, "x", seed=8)
+    assert a == b and a.key != c.key
+    assert len({job["seed"] for job in a.jobs}) == 3
+
+
+def test_randomize_samples_within_bounds(provider: LocalProvider) -> None:
+    request = batches.prepare_request(provider, "shapes", [{}] * 20, True, "r", seed=3, randomize=True)
+    spec = provider.describe("shapes")
+    bounds = {p.name: p.options for p in spec.params}
+    for job in request.jobs:
+        for name, value in job.items():
+            opts = bounds[name]
+            if opts.min is not None and value is not None:
+                assert opts.min <= value <= opts.max
+            if opts.choices:
+                assert value in opts.choices
+    assert len({job["num_objects"] for job in request.jobs}) > 1
