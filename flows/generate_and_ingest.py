@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from prefect_synthdata.flows import GenerateRequest, generate_dataset  # noqa: E402
+from prefect_synthdata.flows import GenerateRequest, generate_dataset
 
 
 def main() -> None:
@@ -34,8 +34,10 @@ def main() -> None:
     )
     manifest = generate_dataset(request)
     print(f"dataset: {manifest.uri}")
-    print(f"  {manifest.num_images} images, {manifest.num_annotations} annotations, "
-          f"categories {', '.join(manifest.categories)}; {manifest.files_uploaded} files written")
+    print(
+        f"  {manifest.num_images} images, {manifest.num_annotations} annotations, "
+        f"categories {', '.join(manifest.categories)}; {manifest.files_uploaded} files written"
+    )
 
 
 if __name__ == "__main__":

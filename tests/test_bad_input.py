@@ -33,7 +33,11 @@ def _submitted(home: Path) -> int:
         ({"params": {"width": 5}}, ParameterValidationError, ["'width' must be >= 32"]),
         ({"params": {"width": "wide"}}, ParameterValidationError, ["'width' must be int"]),
         ({"params": {"width": 64.5}}, ParameterValidationError, ["'width' must be an int"]),
-        ({"params": {"background": "plaid"}}, ParameterValidationError, ["'background' must be one of"]),
+        (
+            {"params": {"background": "plaid"}},
+            ParameterValidationError,
+            ["'background' must be one of"],
+        ),
         ({"params": {"state": "not-a-uuid"}}, ParameterValidationError, ["'state' must be a uuid"]),
         ({"name": "../escape"}, ConfigurationError, ["dataset name '../escape'"]),
         ({"version": "a/b"}, ConfigurationError, ["dataset version 'a/b'"]),
@@ -86,6 +90,8 @@ def test_unwritable_destination(tmp_path: Path, synthdata_home: Path) -> None:
 def test_preview_on_generator_without_previews_is_rejected() -> None:
     from prefect_synthdata.params import GeneratorSpec, ParamSpec, validate_jobs
 
-    spec = GeneratorSpec(name="video-only", params=[ParamSpec(name="n", type="int", default_value=1)], preview=False)
+    spec = GeneratorSpec(
+        name="video-only", params=[ParamSpec(name="n", type="int", default_value=1)], preview=False
+    )
     with pytest.raises(ParameterValidationError, match="does not support previews"):
         validate_jobs(spec, [{}], is_preview=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,10 +50,12 @@ def test_one_failed_poll_is_not_a_failed_batch(provider: LocalProvider) -> None:
     flaky = FlakyStatus(provider, fail_calls={1, 2, 4})
     changes: list[dict[str, int]] = []
     policy = batches.PollPolicy(initial_seconds=0.01, cap_seconds=0.05, deadline_seconds=120)
-    status = batches.poll_until_done(flaky, batch, policy, on_change=lambda s: changes.append(s.counts()))
+    status = batches.poll_until_done(
+        flaky, batch, policy, on_change=lambda s: changes.append(s.counts())
+    )
     assert status.done and status.succeeded == batch.job_ids
     assert changes[-1] == {"succeeded": 2}
-    assert all(a != b for a, b in zip(changes, changes[1:]))  # only changes are reported
+    assert all(a != b for a, b in itertools.pairwise(changes))  # only changes are reported
     assert flaky.calls > len(changes)
 
 
@@ -68,11 +71,13 @@ def test_too_many_consecutive_poll_failures_raise(provider: LocalProvider) -> No
 def test_deadline_stops_waiting(provider: LocalProvider) -> None:
     batch = _submit(provider, [{"width": 2048, "height": 2048, "frames": 3}])
     policy = batches.PollPolicy(initial_seconds=0.01, cap_seconds=0.02, deadline_seconds=0.2)
-    with pytest.raises(BatchTimeoutError, match="not finished after 0.2s"):
+    with pytest.raises(BatchTimeoutError, match=r"not finished after 0\.2s"):
         batches.poll_until_done(provider, batch, policy)
 
 
-def test_download_skips_verified_jobs_and_repairs_damaged_ones(provider: LocalProvider, tmp_path: Path) -> None:
+def test_download_skips_verified_jobs_and_repairs_damaged_ones(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
     batch = _submit(provider, [SMALL] * 2)
     batches.poll_until_done(provider, batch, batches.PollPolicy(0.01, 0.1, 120))
     work = tmp_path / "work"
@@ -99,7 +104,9 @@ def test_same_request_same_name_and_key(provider: LocalProvider) -> None:
 
 
 def test_randomize_samples_within_bounds(provider: LocalProvider) -> None:
-    request = batches.prepare_request(provider, "shapes", [{}] * 20, True, "r", seed=3, randomize=True)
+    request = batches.prepare_request(
+        provider, "shapes", [{}] * 20, True, "r", seed=3, randomize=True
+    )
     spec = provider.describe("shapes")
     bounds = {p.name: p.options for p in spec.params}
     for job in request.jobs:

@@ -19,7 +19,12 @@ def test_generators_json_lists_generator_objects(capsys: pytest.CaptureFixture[s
     generators = json.loads(capsys.readouterr().out)
     shapes = next(g for g in generators if g["name"] == "shapes")
     width = next(p for p in shapes["params"] if p["name"] == "width")
-    assert width == {"name": "width", "type": "int", "default_value": 512, "options": {"min": 32, "max": 2048}}
+    assert width == {
+        "name": "width",
+        "type": "int",
+        "default_value": 512,
+        "options": {"min": 32, "max": 2048},
+    }
     assert shapes["options"] == {"preview": True}
 
 
@@ -29,9 +34,26 @@ def test_generators_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "shapes" in out and "num_objects" in out and "[1, 64]" in out
 
 
-def test_generate_prints_uri_and_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["generate", "--provider", "local", "--generator", "shapes", "--jobs", "2", "--param", "width=64",
-            "--param", "height=64", "--dest", str(tmp_path), "--name", "cli-demo"]
+def test_generate_prints_uri_and_reports_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "generate",
+        "--provider",
+        "local",
+        "--generator",
+        "shapes",
+        "--jobs",
+        "2",
+        "--param",
+        "width=64",
+        "--param",
+        "height=64",
+        "--dest",
+        str(tmp_path),
+        "--name",
+        "cli-demo",
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     uri = captured.out.strip().splitlines()[-1]
@@ -40,8 +62,22 @@ def test_generate_prints_uri_and_reports_progress(tmp_path: Path, capsys: pytest
 
 
 def test_generate_preview(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["generate", "--jobs", "2", "--preview", "--param", "frames=5", "--param", "width=64",
-            "--param", "height=64", "--dest", str(tmp_path), "--name", "prev"]
+    args = [
+        "generate",
+        "--jobs",
+        "2",
+        "--preview",
+        "--param",
+        "frames=5",
+        "--param",
+        "width=64",
+        "--param",
+        "height=64",
+        "--dest",
+        str(tmp_path),
+        "--name",
+        "prev",
+    ]
     assert main(args) == 0
     root = Path(capsys.readouterr().out.strip().splitlines()[-1])
     coco = json.loads((root / "annotations.coco.json").read_text())
@@ -72,8 +108,26 @@ def test_param_needs_key_value(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_datasets_ls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--jobs", "1", "--param", "width=64", "--param", "height=64",
-                 "--dest", str(tmp_path), "--name", "listed", "--version", "v1"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--jobs",
+                "1",
+                "--param",
+                "width=64",
+                "--param",
+                "height=64",
+                "--dest",
+                str(tmp_path),
+                "--name",
+                "listed",
+                "--version",
+                "v1",
+            ]
+        )
+        == 0
+    )
     (tmp_path / "listed" / "broken").mkdir()  # no _SUCCESS: not a dataset
     capsys.readouterr()
     assert main(["datasets", "ls", str(tmp_path), "--json"]) == 0
@@ -85,17 +139,27 @@ def test_main_job_script_twice_submits_once(tmp_path: Path, synthdata_home: Path
     from prefect.settings import PREFECT_API_URL
 
     script = Path(__file__).resolve().parents[1] / "flows" / "generate_and_ingest.py"
-    env = subprocess_env(SYNTHDATA_HOME=str(synthdata_home), PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    env = subprocess_env(
+        SYNTHDATA_HOME=str(synthdata_home), PREFECT_API_URL=str(PREFECT_API_URL.value())
+    )
     outputs = []
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, str(script), "--jobs", "2"], cwd=tmp_path, env=env,
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, str(script), "--jobs", "2"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         outputs.append(done.stdout)
     assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
-    assert outputs[0].splitlines()[0].startswith(f"dataset: {tmp_path / 'datasets' / 'synthetic-shapes'}")
+    assert (
+        outputs[0]
+        .splitlines()[0]
+        .startswith(f"dataset: {tmp_path / 'datasets' / 'synthetic-shapes'}")
+    )
     assert "0 files written" in outputs[1]
     with sqlite3.connect(synthdata_home / "local" / "jobs.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1

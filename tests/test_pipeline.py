@@ -28,7 +28,9 @@ def _snapshot(root: Path) -> dict[str, int]:
 
 
 def test_dataset_is_valid_coco_with_matching_masks(tmp_path: Path) -> None:
-    result = generate_dataset(GenerateRequest(num_jobs=3, dest=str(tmp_path / "out"), params=SMALL, name="demo"))
+    result = generate_dataset(
+        GenerateRequest(num_jobs=3, dest=str(tmp_path / "out"), params=SMALL, name="demo")
+    )
 
     root = Path(result.uri)
     assert root == tmp_path / "out" / "demo" / result.version
@@ -57,7 +59,10 @@ def test_manifest_checks_out_against_files(tmp_path: Path) -> None:
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert on_disk - listed == {MANIFEST, SUCCESS}
     assert manifest.batch_id == result.batch_id and manifest.num_jobs == 2
-    assert len(manifest.job_params) == 2 and manifest.job_params[0]["seed"] != manifest.job_params[1]["seed"]
+    assert (
+        len(manifest.job_params) == 2
+        and manifest.job_params[0]["seed"] != manifest.job_params[1]["seed"]
+    )
 
 
 def test_rerun_is_a_cache_hit(tmp_path: Path, synthdata_home: Path) -> None:
@@ -78,7 +83,9 @@ def test_rerun_is_a_cache_hit(tmp_path: Path, synthdata_home: Path) -> None:
     assert job_files and {k: _snapshot(jobs_dir)[k] for k in job_files} == job_files
 
 
-def test_submit_adopts_existing_batch_when_cache_is_gone(tmp_path: Path, synthdata_home: Path) -> None:
+def test_submit_adopts_existing_batch_when_cache_is_gone(
+    tmp_path: Path, synthdata_home: Path
+) -> None:
     """The server-side lookup is the second line of idempotency: a new seed label shares nothing,
     but the same request under a fresh Prefect cache still finds its batch by name."""
     request = GenerateRequest(num_jobs=1, dest=str(tmp_path), params=SMALL, name="adopt")
@@ -100,6 +107,9 @@ def test_different_parameters_make_a_new_version(tmp_path: Path) -> None:
     latest = (tmp_path / "synthetic-shapes" / "LATEST").read_text()
     assert latest == b.version
     labels = json.loads((Path(b.uri) / "annotations.coco.json").read_text())
-    assert labels["images"][0]["metadata"]["seed"] != json.loads(
-        (Path(a.uri) / "annotations.coco.json").read_text()
-    )["images"][0]["metadata"]["seed"]
+    assert (
+        labels["images"][0]["metadata"]["seed"]
+        != json.loads((Path(a.uri) / "annotations.coco.json").read_text())["images"][0]["metadata"][
+            "seed"
+        ]
+    )

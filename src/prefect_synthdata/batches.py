@@ -28,7 +28,13 @@ from typing import Any
 
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import BatchTimeoutError, TransientError
-from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, batch_name_for, request_key
+from prefect_synthdata.models import (
+    BatchRef,
+    BatchRequest,
+    BatchStatus,
+    batch_name_for,
+    request_key,
+)
 from prefect_synthdata.params import sample_unspecified
 from prefect_synthdata.providers.base import Provider
 
@@ -63,7 +69,11 @@ def prepare_request(
     resolved = provider.validate(generator, filled, is_preview)
     key = request_key(provider.identity, generator, resolved, is_preview, label)
     return BatchRequest(
-        generator=generator, jobs=resolved, is_preview=is_preview, key=key, name=batch_name_for(label, key)
+        generator=generator,
+        jobs=resolved,
+        is_preview=is_preview,
+        key=key,
+        name=batch_name_for(label, key),
     )
 
 
@@ -138,10 +148,15 @@ def _verified(folder: Path) -> bool:
     if not record.is_file():
         return False
     sizes: dict[str, list[Any]] = json.loads(record.read_text())
-    return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, (size, _) in sizes.items())
+    return all(
+        (folder / name).is_file() and (folder / name).stat().st_size == size
+        for name, (size, _) in sizes.items()
+    )
 
 
-def download_jobs(provider: Provider, batch: BatchRef, job_ids: list[str], work_dir: Path) -> list[Path]:
+def download_jobs(
+    provider: Provider, batch: BatchRef, job_ids: list[str], work_dir: Path
+) -> list[Path]:
     """Fetch each job's result to `work_dir/<job_id>/`, skipping ones already verified.
 
     A job folder counts as verified once its files' sizes and sha256 are recorded in
@@ -157,7 +172,9 @@ def download_jobs(provider: Provider, batch: BatchRef, job_ids: list[str], work_
             shutil.rmtree(scratch, ignore_errors=True)
             provider.fetch_job_result(batch, job_id, scratch)
             record = {
-                p.name: [p.stat().st_size, sha256_file(p)] for p in sorted(scratch.iterdir()) if p.is_file()
+                p.name: [p.stat().st_size, sha256_file(p)]
+                for p in sorted(scratch.iterdir())
+                if p.is_file()
             }
             (scratch / VERIFIED).write_text(json.dumps(record))
             scratch.rename(folder)

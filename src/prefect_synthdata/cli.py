@@ -47,7 +47,9 @@ def _add_provider_args(parser: argparse.ArgumentParser) -> None:
 def _provider_config(args: argparse.Namespace) -> ProviderConfig:
     token = args.token or os.environ.get("SYNTHDATA_TOKEN")
     if args.provider != "local" and not (args.url and token):
-        raise ConfigurationError(f"--provider {args.provider} needs --url and --token (or $SYNTHDATA_TOKEN)")
+        raise ConfigurationError(
+            f"--provider {args.provider} needs --url and --token (or $SYNTHDATA_TOKEN)"
+        )
     return ProviderConfig(
         kind=args.provider,
         url=args.url,
@@ -58,14 +60,18 @@ def _provider_config(args: argparse.Namespace) -> ProviderConfig:
 
 
 def _format_spec(spec: GeneratorSpec) -> str:
-    lines = [f"{spec.name} (v{spec.version}, preview: {'yes' if spec.preview else 'no'}): {spec.description}"]
+    lines = [
+        f"{spec.name} (v{spec.version}, preview: {'yes' if spec.preview else 'no'}): {spec.description}"
+    ]
     for p in spec.params:
         bounds = []
         if p.options.min is not None or p.options.max is not None:
             bounds.append(f"[{p.options.min:g}, {p.options.max:g}]")
         if p.options.choices:
             bounds.append("{" + ", ".join(map(str, p.options.choices)) + "}")
-        lines.append(f"  {p.name:<20} {p.type:<6} default={p.default_value!r:<12} {' '.join(bounds)}")
+        lines.append(
+            f"  {p.name:<20} {p.type:<6} default={p.default_value!r:<12} {' '.join(bounds)}"
+        )
     return "\n".join(lines)
 
 
@@ -139,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generators = commands.add_parser("generators", help="list generators and their parameters")
     _add_provider_args(generators)
-    generators.add_argument("--json", action="store_true", help="print JSON: a list of {name, params, ...}")
+    generators.add_argument(
+        "--json", action="store_true", help="print JSON: a list of {name, params, ...}"
+    )
     generators.set_defaults(run=cmd_generators)
 
     generate = commands.add_parser("generate", help="generate and publish a dataset")
@@ -150,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--preview", action="store_true", help="render one preview frame per job")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--randomize", action="store_true", help="sample unspecified parameters")
-    generate.add_argument("--dest", default=None, help="path or s3:// URI (default: $SYNTHDATA_DEST or ./datasets)")
+    generate.add_argument(
+        "--dest", default=None, help="path or s3:// URI (default: $SYNTHDATA_DEST or ./datasets)"
+    )
     generate.add_argument("--name", default="synthetic-shapes", help="dataset name")
     generate.add_argument("--version", default=None, help="dataset version (default: derived)")
     generate.set_defaults(run=cmd_generate)

@@ -45,12 +45,16 @@ def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
     """Submit a batch once per logical request: adopt an existing one with the same name."""
     batch, adopted = batches.submit_idempotent(provider.create(), request)
     verb = "adopted existing" if adopted else "submitted"
-    get_run_logger().info("%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name)
+    get_run_logger().info(
+        "%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name
+    )
     return batch
 
 
 @task(name="wait_for_batch", cache_policy=NO_CACHE)
-def wait_for_batch(provider: ProviderConfig, batch: BatchRef, policy: batches.PollPolicy) -> BatchStatus:
+def wait_for_batch(
+    provider: ProviderConfig, batch: BatchRef, policy: batches.PollPolicy
+) -> BatchStatus:
     """Poll the batch-level status until every job is finished; logs only changes."""
     logger = get_run_logger()
 
@@ -66,10 +70,14 @@ def wait_for_batch(provider: ProviderConfig, batch: BatchRef, policy: batches.Po
     name="download_batch",
     retries=3,
     retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=lambda task, run, state: isinstance(state.result(raise_on_failure=False), TransientError | OSError),
+    retry_condition_fn=lambda task, run, state: isinstance(
+        state.result(raise_on_failure=False), TransientError | OSError
+    ),
     cache_policy=NO_CACHE,
 )
-def download_batch(provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path) -> list[Path]:
+def download_batch(
+    provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path
+) -> list[Path]:
     """Download one shard of a batch's jobs; jobs already downloaded and verified are skipped."""
     folders = batches.download_jobs(provider.create(), batch, job_ids, work_dir)
     get_run_logger().info("shard of %d jobs ready under %s", len(folders), work_dir)
@@ -85,7 +93,9 @@ class DatasetInfo(BaseModel):
 
 
 @task(name="build_dataset", cache_policy=NO_CACHE)
-def build_dataset(batch: BatchRef, job_dirs: list[Path], out_dir: Path, info: DatasetInfo) -> Manifest:
+def build_dataset(
+    batch: BatchRef, job_dirs: list[Path], out_dir: Path, info: DatasetInfo
+) -> Manifest:
     """Assemble job folders into the canonical layout with a merged COCO file and manifest."""
     manifest = assemble_dataset(
         [(folder.name, folder) for folder in job_dirs],
@@ -98,7 +108,10 @@ def build_dataset(batch: BatchRef, job_dirs: list[Path], out_dir: Path, info: Da
         is_preview=batch.is_preview,
     )
     get_run_logger().info(
-        "assembled %d images, %d annotations in %s", manifest.num_images, manifest.num_annotations, out_dir
+        "assembled %d images, %d annotations in %s",
+        manifest.num_images,
+        manifest.num_annotations,
+        out_dir,
     )
     return manifest
 
@@ -108,6 +121,9 @@ def publish_dataset(dest: str, folder: Path, manifest: Manifest) -> tuple[str, i
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
     result = publish(open_store(dest), folder, manifest)
     get_run_logger().info(
-        "published %s (%d files written, %d already there)", result.uri, result.files_uploaded, result.files_skipped
+        "published %s (%d files written, %d already there)",
+        result.uri,
+        result.files_uploaded,
+        result.files_skipped,
     )
     return result.uri, result.files_uploaded

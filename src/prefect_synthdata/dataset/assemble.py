@@ -65,7 +65,9 @@ def merge_coco(jobs: list[tuple[str, Path]]) -> dict[str, Any]:
             )
     return {
         "info": {"description": "prefect-synthdata dataset"},
-        "categories": [{"id": i, "name": n, "supercategory": "object"} for n, i in categories.items()],
+        "categories": [
+            {"id": i, "name": n, "supercategory": "object"} for n, i in categories.items()
+        ],
         "images": images,
         "annotations": annotations,
     }

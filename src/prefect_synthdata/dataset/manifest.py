@@ -77,7 +77,11 @@ class Manifest(BaseModel):
         """Check every listed file under `root` by size and sha256; IntegrityError names the first bad one."""
         for entry in self.files:
             path = root / entry.path
-            if not path.is_file() or path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+            if (
+                not path.is_file()
+                or path.stat().st_size != entry.size
+                or sha256_file(path) != entry.sha256
+            ):
                 raise IntegrityError(f"{entry.path}: missing or does not match the manifest")
 
 

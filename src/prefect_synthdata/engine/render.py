@@ -74,7 +74,10 @@ def render_job(
             ann["track_id"] = frame.instances[ann["instance_id"]][1]
             annotations.append(ann)
     labels = {
-        "info": {"description": f"prefect-synthdata {generator_name}", "version": generator.spec.version},
+        "info": {
+            "description": f"prefect-synthdata {generator_name}",
+            "version": generator.spec.version,
+        },
         "categories": [
             {"id": i + 1, "name": name, "supercategory": "shape"}
             for i, name in enumerate(generator.categories)
@@ -83,6 +86,11 @@ def render_job(
         "annotations": annotations,
     }
     (out_dir / "labels.json").write_text(json.dumps(labels, separators=(",", ":")))
-    job = {"name": generator_name, "params": params, "is_preview": is_preview, "frames": len(images)}
+    job = {
+        "name": generator_name,
+        "params": params,
+        "is_preview": is_preview,
+        "frames": len(images),
+    }
     (out_dir / "job.json").write_text(json.dumps(job, sort_keys=True))
     return {"images": len(images), "annotations": len(annotations)}

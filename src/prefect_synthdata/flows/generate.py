@@ -38,25 +38,44 @@ def _settings() -> SynthDataSettings:
 class GenerateRequest(BaseModel):
     """Everything a generate-and-publish run needs; the Prefect UI renders it as a form."""
 
-    provider: ProviderConfig = Field(default_factory=ProviderConfig, description="Generation service.")
+    provider: ProviderConfig = Field(
+        default_factory=ProviderConfig, description="Generation service."
+    )
     generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
-    num_jobs: int = Field(default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Parameters applied to every job.")
+    num_jobs: int = Field(
+        default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters applied to every job."
+    )
     job_params: list[dict[str, Any]] | None = Field(
         default=None, description="Per-job parameters (one dict a job), merged over `params`."
     )
     is_preview: bool = Field(default=False, description="Render one preview frame per job.")
-    seed: int = Field(default=0, ge=0, description="Seed from which each job's scene seed is drawn.")
-    randomize: bool = Field(
-        default=False, description="Sample every unspecified parameter within its bounds (Infinity rules)."
+    seed: int = Field(
+        default=0, ge=0, description="Seed from which each job's scene seed is drawn."
     )
-    name: str = Field(default="synthetic-shapes", description="Dataset name (also the batch label).")
-    version: str | None = Field(default=None, description="Dataset version; default: derived from the request.")
-    dest: str = Field(default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI.")
-    poll_initial_seconds: float = Field(default_factory=lambda: _settings().poll_initial_seconds, gt=0)
+    randomize: bool = Field(
+        default=False,
+        description="Sample every unspecified parameter within its bounds (Infinity rules).",
+    )
+    name: str = Field(
+        default="synthetic-shapes", description="Dataset name (also the batch label)."
+    )
+    version: str | None = Field(
+        default=None, description="Dataset version; default: derived from the request."
+    )
+    dest: str = Field(
+        default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI."
+    )
+    poll_initial_seconds: float = Field(
+        default_factory=lambda: _settings().poll_initial_seconds, gt=0
+    )
     poll_cap_seconds: float = Field(default_factory=lambda: _settings().poll_cap_seconds, gt=0)
     deadline_seconds: float = Field(default_factory=lambda: _settings().deadline_seconds, gt=0)
-    shard_size: int = Field(default_factory=lambda: _settings().shard_size, ge=1, description="Jobs per download task.")
+    shard_size: int = Field(
+        default_factory=lambda: _settings().shard_size, ge=1, description="Jobs per download task."
+    )
 
     def jobs(self) -> list[dict[str, Any]]:
         """The per-job parameter dicts this request asks for."""
@@ -80,21 +99,34 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     store = open_store(request.dest)
     provider = request.provider.create()
     batch_request = batches.prepare_request(
-        provider, request.generator, request.jobs(), request.is_preview, request.name, request.seed, request.randomize
+        provider,
+        request.generator,
+        request.jobs(),
+        request.is_preview,
+        request.name,
+        request.seed,
+        request.randomize,
     )
     store.check_writable()
     version = request.version or batch_request.key[:12]
 
     batch = submit_batch(request.provider, batch_request)
-    policy = batches.PollPolicy(request.poll_initial_seconds, request.poll_cap_seconds, request.deadline_seconds)
+    policy = batches.PollPolicy(
+        request.poll_initial_seconds, request.poll_cap_seconds, request.deadline_seconds
+    )
     status = wait_for_batch(request.provider, batch, policy)
     if status.failed:
         details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
         raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
 
     work_dir = _settings().home / "work" / batch.name
-    shards = [batch.job_ids[i : i + request.shard_size] for i in range(0, len(batch.job_ids), request.shard_size)]
-    futures = [download_batch.submit(request.provider, batch, shard, work_dir / "jobs") for shard in shards]
+    shards = [
+        batch.job_ids[i : i + request.shard_size]
+        for i in range(0, len(batch.job_ids), request.shard_size)
+    ]
+    futures = [
+        download_batch.submit(request.provider, batch, shard, work_dir / "jobs") for shard in shards
+    ]
     job_dirs = [folder for future in futures for folder in future.result()]
 
     info = DatasetInfo(name=request.name, version=version, provider=provider.identity)

@@ -26,7 +26,9 @@ class ProviderConfig(BaseModel):
     url: str | None = Field(default=None, description="Server URL of an HTTP provider.")
     token: SecretStr | None = Field(default=None, description="API token of an HTTP provider.")
     project: str | None = Field(default=None, description="zpy project id.")
-    state_dir: Path | None = Field(default=None, description="State directory of the local provider.")
+    state_dir: Path | None = Field(
+        default=None, description="State directory of the local provider."
+    )
 
     def create(self) -> Provider:
         """Build the provider this config describes."""

@@ -13,11 +13,16 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import DestinationError
 from prefect_synthdata.storage.base import Upload
+
+
+def _copy_to(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
 
 
 class LocalStore:
@@ -41,13 +46,17 @@ class LocalStore:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise DestinationError(f"destination {self.root} is not writable: {existing} is not a directory")
+            raise DestinationError(
+                f"destination {self.root} is not writable: {existing} is not a directory"
+            )
         probe = existing / f".write-probe-{uuid.uuid4().hex}"
         try:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise DestinationError(f"destination {self.root} is not writable: {exc.strerror or exc}") from exc
+            raise DestinationError(
+                f"destination {self.root} is not writable: {exc.strerror or exc}"
+            ) from exc
 
     def matches(self, key: str, size: int, sha256: str) -> bool:
         path = self._path(key)
@@ -65,7 +74,7 @@ class LocalStore:
 
     def upload_files(self, uploads: list[Upload]) -> None:
         for upload in uploads:
-            self._replace_into(upload.key, lambda tmp, src=upload.path: shutil.copyfile(src, tmp))
+            self._replace_into(upload.key, partial(_copy_to, upload.path))
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._replace_into(key, lambda tmp: tmp.write_bytes(data))

@@ -102,7 +102,11 @@ def list_datasets(store: ObjectStore) -> dict[str, list[str]]:
     """Every dataset name under the store with its complete versions."""
     out = {}
     for name in store.list_dirs(""):
-        versions = [v for v in store.list_dirs(name) if store.read_bytes(f"{name}/{v}/{SUCCESS}") is not None]
+        versions = [
+            v
+            for v in store.list_dirs(name)
+            if store.read_bytes(f"{name}/{v}/{SUCCESS}") is not None
+        ]
         if versions:
             out[name] = versions
     return out
