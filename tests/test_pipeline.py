@@ -113,3 +113,20 @@ def test_different_parameters_make_a_new_version(tmp_path: Path) -> None:
             "seed"
         ]
     )
+
+
+def test_cached_batch_gone_from_provider_is_submitted_again(
+    tmp_path: Path, synthdata_home: Path
+) -> None:
+    import shutil
+
+    from prefect_synthdata.providers.local import close_job_services
+
+    request = GenerateRequest(num_jobs=1, dest=str(tmp_path / "out"), params=SMALL, name="wiped")
+    first = generate_dataset(request)
+    close_job_services()
+    shutil.rmtree(synthdata_home)  # the provider forgets everything; Prefect's cache does not
+
+    second = generate_dataset(request)
+    assert second.batch_id != first.batch_id
+    assert second.content_sha256 == first.content_sha256 and second.files_uploaded == 0

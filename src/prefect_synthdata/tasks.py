@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
@@ -32,6 +33,11 @@ def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
     """Cache on the request key alone: it names provider, generator and jobs, never credentials."""
     request: BatchRequest = parameters["request"]
     return f"prefect-synthdata-submit-{request.key}"
+
+
+def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry only failures that may pass: transient service errors and I/O errors."""
+    return isinstance(state.result(raise_on_failure=False), TransientError | OSError)
 
 
 @task(
@@ -70,9 +76,7 @@ def wait_for_batch(
     name="download_batch",
     retries=3,
     retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=lambda task, run, state: isinstance(
-        state.result(raise_on_failure=False), TransientError | OSError
-    ),
+    retry_condition_fn=_retry_transient,
     cache_policy=NO_CACHE,
 )
 def download_batch(
@@ -116,7 +120,13 @@ def build_dataset(
     return manifest
 
 
-@task(name="publish_dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    name="publish_dataset",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+)
 def publish_dataset(dest: str, folder: Path, manifest: Manifest) -> tuple[str, int]:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
     result = publish(open_store(dest), folder, manifest)

@@ -37,18 +37,22 @@ FILE_FIELDS = ("file_name", "iseg_file", "cseg_file", "depth_file")
 
 
 def merge_coco(jobs: list[tuple[str, Path]]) -> dict[str, Any]:
-    """Merge the `labels.json` of each `(job_id, folder)` into one COCO dict."""
+    """Merge the `labels.json` of each `(job_id, folder)` into one COCO dict.
+
+    Images carry their job's position (`job_index`), not the provider's job id, so the
+    file is the same whichever batch rendered the same jobs.
+    """
     categories: dict[str, int] = {}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for index, (job_id, folder) in enumerate(jobs):
+    for index, (_, folder) in enumerate(jobs):
         labels = json.loads((folder / "labels.json").read_text())
         category_map = {}
         for cat in labels["categories"]:
             category_map[cat["id"]] = categories.setdefault(cat["name"], len(categories) + 1)
         image_map = {}
         for image in labels["images"]:
-            merged = dict(image, id=len(images) + 1, job_id=job_id)
+            merged = dict(image, id=len(images) + 1, job_index=index)
             for field in FILE_FIELDS:
                 if field in image:
                     merged[field] = f"images/{index:06d}/{image[field]}"
@@ -119,6 +123,7 @@ def assemble_dataset(
         num_images=len(coco["images"]),
         num_annotations=len(coco["annotations"]),
         categories=[c["name"] for c in coco["categories"]],
+        job_ids=[job_id for job_id, _ in jobs],
         job_params=job_params,
         files=[file_entry(p, p.relative_to(out_dir).as_posix()) for p in files],
     )

@@ -59,6 +59,7 @@ class Manifest(BaseModel):
     num_images: int
     num_annotations: int
     categories: list[str]
+    job_ids: list[str]
     job_params: list[dict[str, Any]]
     files: list[FileEntry]
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from prefect_synthdata import batches
 from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.exceptions import BatchFailedError
+from prefect_synthdata.exceptions import BatchFailedError, NotFoundError
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import open_store
@@ -114,7 +114,12 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     policy = batches.PollPolicy(
         request.poll_initial_seconds, request.poll_cap_seconds, request.deadline_seconds
     )
-    status = wait_for_batch(request.provider, batch, policy)
+    try:
+        status = wait_for_batch(request.provider, batch, policy)
+    except NotFoundError:  # a cached batch the provider no longer has (e.g. its state was wiped)
+        logger.warning("batch %s is gone from the provider; submitting again", batch.batch_id)
+        batch = submit_batch.with_options(refresh_cache=True)(request.provider, batch_request)
+        status = wait_for_batch(request.provider, batch, policy)
     if status.failed:
         details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
         raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
