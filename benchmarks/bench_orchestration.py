@@ -1,0 +1,110 @@
+"""How much Prefect costs on a big batch: the generate flow versus the same steps called
+directly (no Prefect), side by side in one run, on the local provider.
+
+    python benchmarks/bench_orchestration.py               # 10,000 preview jobs, 3 repeats
+    python benchmarks/bench_orchestration.py --jobs 500 --repeats 1   # a quick look
+
+Reports, per variant, the median wall time, and for the flow the number of task runs it
+used and the orchestration overhead: (flow wall time - direct wall time) / flow wall time.
+Every repeat starts from empty state, so both variants render, download, assemble and
+publish the whole batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+PARAMS = {"width": 32, "height": 32, "num_objects": 3, "noise_std": 0.0}
+
+
+def run_direct(jobs: int, root: Path) -> float:
+    """The same steps as the flow, called as plain library functions."""
+    from prefect_synthdata import batches
+    from prefect_synthdata.dataset.assemble import assemble_dataset
+    from prefect_synthdata.providers.local import LocalProvider, close_job_services
+    from prefect_synthdata.storage import open_store
+    from prefect_synthdata.storage.publish import publish
+
+    start = time.perf_counter()
+    provider = LocalProvider(root / "state")
+    request = batches.prepare_request(provider, "shapes", [PARAMS] * jobs, True, "bench")
+    batch, _ = batches.submit_idempotent(provider, request)
+    batches.poll_until_done(provider, batch, batches.PollPolicy(0.2, 5.0, 3600))
+    folders = batches.download_jobs(provider, batch, batch.job_ids, root / "work" / "jobs")
+    manifest = assemble_dataset(
+        [(f.name, f) for f in folders], root / "work" / "dataset", name="bench", version="v1",
+        provider=provider.identity, generator="shapes", batch_id=batch.batch_id, is_preview=True,
+    )  # fmt: skip
+    publish(open_store(str(root / "out")), root / "work" / "dataset", manifest)
+    elapsed = time.perf_counter() - start
+    close_job_services()
+    return elapsed
+
+
+def run_flow(jobs: int, root: Path) -> tuple[float, int]:
+    """The generate flow; returns its wall time and how many task runs it used."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from prefect_synthdata import GenerateRequest
+    from prefect_synthdata.flows.generate import generate_dataset
+    from prefect_synthdata.providers import ProviderConfig
+    from prefect_synthdata.providers.local import close_job_services
+
+    os.environ["SYNTHDATA_HOME"] = str(root / "home")
+    request = GenerateRequest(
+        provider=ProviderConfig(state_dir=root / "state"), num_jobs=jobs, params=PARAMS,
+        is_preview=True, name="bench", version="v1", dest=str(root / "out"),
+    )  # fmt: skip
+    start = time.perf_counter()
+    state = generate_dataset(request, return_state=True)
+    elapsed = time.perf_counter() - start
+    state.result()
+    close_job_services()
+
+    async def count() -> int:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+            return len(runs)
+
+    return elapsed, asyncio.run(count())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    direct, flow, task_runs = [], [], []
+    with prefect_test_harness(server_startup_timeout=120):
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                direct.append(run_direct(args.jobs, Path(tmp)))
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, runs = run_flow(args.jobs, Path(tmp))
+                flow.append(seconds)
+                task_runs.append(runs)
+    d, f = statistics.median(direct), statistics.median(flow)
+    print(f"jobs per batch:            {args.jobs}")
+    print(f"direct library calls:      median {d:.2f} s over {args.repeats} runs")
+    print(f"generate flow (Prefect):   median {f:.2f} s over {args.repeats} runs")
+    print(f"task runs per flow run:    {statistics.median(task_runs):.0f}")
+    print(f"orchestration overhead:    {100 * (f - d) / f:.1f} % of the flow's wall time (ratio {f / d:.3f})")
+
+
+if __name__ == "__main__":
+    main()
