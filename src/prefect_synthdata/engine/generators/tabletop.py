@@ -451,10 +451,11 @@ class TabletopGenerator(Generator):
         rays: np.ndarray,
         t_ground: np.ndarray,
     ) -> tuple[list[Solid], np.ndarray]:
-        """Non-overlapping solids on table points seen near the image centre, and their headings."""
+        """Non-overlapping solids on table points in view near the table centre, and their headings."""
         h, w = t_ground.shape
         lo, hi = sorted((float(params["min_size"]), float(params["max_size"])))
         solids: list[Solid] = []
+        reach = float(params["camera_distance"])  # keep objects on the table near its centre
         for _ in range(int(params["num_objects"])):
             kind = int(rng.integers(0, len(CATEGORIES)))
             size = float(rng.uniform(lo, hi))
@@ -467,6 +468,8 @@ class TabletopGenerator(Generator):
                 if not np.isfinite(t_ground[py, px]):
                     continue
                 x, y, _z = camera.position + t_ground[py, px] * rays[:, py, px]
+                if x * x + y * y > reach * reach:
+                    continue
                 if all(
                     (x - s.x) ** 2 + (y - s.y) ** 2 > (size / 2 * 1.5 + s.radius * 1.5) ** 2
                     for s in solids
