@@ -63,7 +63,7 @@ def prepare_request(
     for index, job in enumerate(jobs):
         rng = random.Random(f"{seed}:{index}")
         values = dict(job)
-        if has_seed and "seed" not in values:
+        if has_seed and "seed" not in values and values.get("state") is None:
             values["seed"] = rng.randint(0, 2**31 - 1)
         filled.append(sample_unspecified(spec, values, rng) if randomize else values)
     resolved = provider.validate(generator, filled, is_preview)

@@ -7,7 +7,9 @@ same rules serve the embedded engine, the reference server and the HTTP clients:
   `str`/`bool` are checked by type; `choices` by membership; `uuid` takes a string or None;
 - validation runs on the user's values, then on `{**defaults, **values}`, and the
   merged set is what gets submitted;
-- every problem of every job is reported at once.
+- every problem of every job is reported at once;
+- a job whose `state` names an earlier job starts from that job's full parameter
+  set, and its other given values override it (`resolve_state`).
 
 Example:
     >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1,
@@ -20,13 +22,18 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from prefect_synthdata.exceptions import ParameterValidationError
+from prefect_synthdata.exceptions import ParameterValidationError, SynthDataError
 
 ParamType = Literal["int", "float", "str", "bool", "uuid"]
+STATE = "state"
+
+StateLookup = Callable[[str], dict[str, Any]]
+"""Full parameter set of an earlier job by id; raises a SynthDataError naming why it cannot."""
 
 
 class ParamOptions(BaseModel):
@@ -153,10 +160,47 @@ def check_job(spec: GeneratorSpec, values: dict[str, Any]) -> tuple[dict[str, An
     return merged, problems
 
 
+def resolve_state(
+    spec: GeneratorSpec, values: dict[str, Any], lookup: StateLookup
+) -> tuple[dict[str, Any], list[str]]:
+    """Expand a job that names an earlier job in `state`: that job's parameters, then `values`.
+
+    Returns the expanded values and the problems found (an unknown job id, say).
+    Values without a usable `state` come back unchanged; `state` itself is kept,
+    so the job records where it came from.
+
+    Example:
+        >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1),
+        ...     ParamSpec(name="seed", type="int", default_value=0), ParamSpec(name="state", type="uuid")])
+        >>> earlier = {"n": 5, "seed": 9, "state": None}
+        >>> job = "6f1c2a3e-0000-4000-8000-000000000000"
+        >>> resolve_state(spec, {"state": job, "n": 2}, lambda job_id: earlier)[0] == {"n": 2, "seed": 9, "state": job}
+        True
+    """
+    state = values.get(STATE) if isinstance(values, dict) else None
+    if state is None:
+        return values, []
+    state_spec = next((p for p in spec.params if p.name == STATE), None)
+    if state_spec is None or _check_value(state_spec, state)[1]:
+        return values, []  # check_job reports the unknown or malformed parameter
+    try:
+        earlier = lookup(str(uuid.UUID(state)))
+    except SynthDataError as exc:
+        return values, [f"'{STATE}' cannot be resolved: {exc}"]
+    known = {p.name for p in spec.params}
+    return {**{k: v for k, v in earlier.items() if k in known}, **values}, []
+
+
 def validate_jobs(
-    spec: GeneratorSpec, jobs: list[dict[str, Any]], is_preview: bool = False
+    spec: GeneratorSpec,
+    jobs: list[dict[str, Any]],
+    is_preview: bool = False,
+    state_lookup: StateLookup | None = None,
 ) -> list[dict[str, Any]]:
     """Validate every job; return the merged parameter sets or raise with all problems.
+
+    With `state_lookup`, jobs naming an earlier job in `state` are expanded first
+    (see `resolve_state`); without it, `state` is only checked to be a uuid.
 
     Example:
         >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1)])
@@ -170,8 +214,11 @@ def validate_jobs(
         problems.append(f"generator '{spec.name}' does not support previews")
     merged_jobs = []
     for index, values in enumerate(jobs):
+        state_problems: list[str] = []
+        if state_lookup is not None:
+            values, state_problems = resolve_state(spec, values, state_lookup)
         merged, job_problems = check_job(spec, values)
-        problems.extend(f"job {index}: {p}" for p in job_problems)
+        problems.extend(f"job {index}: {p}" for p in state_problems + job_problems)
         merged_jobs.append(merged)
     if problems:
         raise ParameterValidationError(problems)
@@ -183,7 +230,8 @@ def sample_unspecified(
 ) -> dict[str, Any]:
     """Fill parameters the user left out: a choice, a uniform draw in [min, max], or the default.
 
-    `uuid` parameters (such as `state`) are never sampled.
+    `uuid` parameters (such as `state`) are never sampled, and a job that names an
+    earlier job in `state` is left as it is: its missing values come from that job.
 
     Example:
         >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="c", type="str", default_value="a",
@@ -192,6 +240,8 @@ def sample_unspecified(
         True
     """
     filled = dict(values)
+    if filled.get(STATE) is not None:
+        return filled
     for p in spec.params:
         if p.name in filled:
             continue

@@ -39,6 +39,20 @@ from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
 
 MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed
 
+
+def default_workers() -> int:
+    """Render processes to run: one per core this process may use.
+
+    Example:
+        >>> default_workers() >= 1
+        True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, generator TEXT NOT NULL,
@@ -86,7 +100,7 @@ class JobService:
         self.state_dir = Path(state_dir)
         self.results_dir = self.state_dir / "results"
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or default_workers()
         self._db = sqlite3.connect(
             self.state_dir / "jobs.sqlite3", check_same_thread=False, isolation_level=None
         )
@@ -155,6 +169,32 @@ class JobService:
             raise NotFoundError(f"job {job_id!r} not found")
         params: dict[str, Any] = json.loads(rows[0]["params"])
         return params
+
+    def state_params(self, owner: str, generator: str, job_id: str) -> dict[str, Any]:
+        """The parameters of `owner`'s job `job_id` of `generator`, for a `state` re-run.
+
+        NotFoundError if there is no such job for this owner, or if it was rendered
+        by another generator.
+        """
+        rows = self._query(
+            "SELECT jobs.params, batches.generator FROM jobs JOIN batches ON batches.id = jobs.batch_id"
+            " WHERE jobs.id=? AND batches.owner=?",
+            (job_id, owner),
+        )
+        if not rows:
+            raise NotFoundError(f"job {job_id!r} not found")
+        if rows[0]["generator"] != generator:
+            raise NotFoundError(
+                f"job {job_id!r} was rendered by generator {rows[0]['generator']!r}, not {generator!r}"
+            )
+        params: dict[str, Any] = json.loads(rows[0]["params"])
+        return params
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live render workers (none before the first job starts)."""
+        with self._lock:
+            processes = getattr(self._pool, "_processes", None) or {}
+            return sorted(pid for pid, process in processes.items() if process.is_alive())
 
     def result_dir(self, job_id: str) -> Path:
         """The rendered folder of a succeeded job, else NotFoundError."""

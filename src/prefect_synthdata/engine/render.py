@@ -5,9 +5,14 @@ This is the per-job result layout every provider hands to the dataset builder:
     <job dir>/job.json                      {"name", "params", "is_preview", "frames"}
     <job dir>/labels.json                   COCO for this job (file names relative to the dir)
     <job dir>/image.NNNNNN.rgb.png          RGB
-    <job dir>/image.NNNNNN.iseg.png         instance ids, 16-bit
-    <job dir>/image.NNNNNN.cseg.png         category ids, 8-bit
-    <job dir>/image.NNNNNN.depth.png        depth in millimetres, 16-bit
+    <job dir>/image.NNNNNN.iseg.png         instance ids, 16-bit (0 = background)
+    <job dir>/image.NNNNNN.cseg.png         category ids, 8-bit (0 = background)
+    <job dir>/image.NNNNNN.depth.png        depth along the optical axis in millimetres, 16-bit
+
+`labels.json` images carry `frame_number`, the map file names and `metadata`
+(camera, lighting, seed); annotations carry `track_id` (stable across a video's
+frames, MOT-style), `instance_id` (the value in the iseg map) and `visibility`.
+Nothing time-dependent is written, so a job renders to the same bytes every time.
 
 Example:
     >>> import tempfile, pathlib
@@ -23,18 +28,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
+from prefect_synthdata.engine import png
 from prefect_synthdata.engine.annotate import instance_annotations
 from prefect_synthdata.engine.generators import get_generator
-
-PNG_LEVEL = 1  # fast compression; PNG stays lossless
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    image = Image.fromarray(array)
-    image.save(path, format="PNG", compress_level=PNG_LEVEL)
 
 
 def render_job(
@@ -45,13 +41,14 @@ def render_job(
     out_dir.mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    min_visible = int(params.get("min_visible_pixels", 1))
+    min_pixels = int(params.get("min_visible_pixels", 1))
+    min_visibility = float(params.get("min_visibility", 0.0))
     for index, frame in enumerate(generator.render_frames(params, is_preview)):
         stem = f"image.{index:06d}"
-        _save_png(frame.rgb, out_dir / f"{stem}.rgb.png")
-        _save_png(frame.iseg, out_dir / f"{stem}.iseg.png")
-        _save_png(frame.cseg, out_dir / f"{stem}.cseg.png")
-        _save_png(frame.depth, out_dir / f"{stem}.depth.png")
+        png.write_png(out_dir / f"{stem}.rgb.png", frame.rgb, png.RGB)
+        png.write_png(out_dir / f"{stem}.iseg.png", frame.iseg, png.INSTANCES)
+        png.write_png(out_dir / f"{stem}.cseg.png", frame.cseg, png.CATEGORIES)
+        png.write_png(out_dir / f"{stem}.depth.png", frame.depth, png.DEPTH)
         height, width = frame.iseg.shape
         image_id = index + 1
         images.append(
@@ -67,19 +64,15 @@ def render_job(
                 "metadata": frame.metadata,
             }
         )
-        categories = {k: v[0] for k, v in frame.instances.items()}
-        for ann in instance_annotations(frame.iseg, categories, min_visible):
-            ann["id"] = len(annotations) + 1
-            ann["image_id"] = image_id
-            ann["track_id"] = frame.instances[ann["instance_id"]][1]
-            annotations.append(ann)
+        for ann in instance_annotations(frame.iseg, frame.instances, min_pixels, min_visibility):
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
     labels = {
         "info": {
             "description": f"prefect-synthdata {generator_name}",
             "version": generator.spec.version,
         },
         "categories": [
-            {"id": i + 1, "name": name, "supercategory": "shape"}
+            {"id": i + 1, "name": name, "supercategory": generator.supercategory}
             for i, name in enumerate(generator.categories)
         ],
         "images": images,

@@ -59,7 +59,13 @@ class LocalProvider:
     def validate(
         self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
     ) -> list[dict[str, Any]]:
-        return validate_jobs(self.describe(generator), jobs, is_preview)
+        """Complete parameter sets; a job's `state` names an earlier job of this provider to re-run."""
+        return validate_jobs(
+            self.describe(generator),
+            jobs,
+            is_preview,
+            state_lookup=lambda job_id: self.service.state_params(OWNER, generator, job_id),
+        )
 
     def estimate(self, generator: str, jobs: list[dict[str, Any]], is_preview: bool) -> list[int]:
         gen = get_generator(generator)

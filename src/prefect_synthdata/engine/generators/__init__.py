@@ -7,11 +7,14 @@ Example:
 
 from __future__ import annotations
 
-from prefect_synthdata.engine.generators.base import Frame, Generator
+from prefect_synthdata.engine.generators.base import Frame, Generator, Instance
 from prefect_synthdata.engine.generators.shapes import ShapesGenerator
+from prefect_synthdata.engine.generators.tabletop import TabletopGenerator
 from prefect_synthdata.exceptions import UnknownGeneratorError
 
-GENERATORS: dict[str, Generator] = {g.spec.name: g for g in (ShapesGenerator(),)}
+GENERATORS: dict[str, Generator] = {
+    g.spec.name: g for g in (ShapesGenerator(), TabletopGenerator())
+}
 
 
 def get_generator(name: str) -> Generator:
@@ -23,4 +26,4 @@ def get_generator(name: str) -> Generator:
         raise UnknownGeneratorError(f"unknown generator {name!r}; known: {known}") from None
 
 
-__all__ = ["GENERATORS", "Frame", "Generator", "get_generator"]
+__all__ = ["GENERATORS", "Frame", "Generator", "Instance", "get_generator"]

@@ -1,4 +1,10 @@
-"""What a generator is: a parameter spec, a category list and a frame renderer."""
+"""What a generator is: a parameter spec, a category list and a frame renderer.
+
+A generator yields `Frame`s: the RGB image plus pixel-exact ground truth (instance
+ids, category ids, depth) and one `Instance` record per object it drew. The
+annotations in `labels.json` are computed from those maps by `engine.annotate`,
+so a generator never writes boxes or masks itself.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +15,52 @@ from typing import Any
 
 import numpy as np
 
-from prefect_synthdata.params import GeneratorSpec
+from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, ParamType
+
+Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open) of the frame
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One object drawn into a frame.
+
+    `pixels` is how many pixels of the frame the object covers before occlusion by
+    other objects (its in-frame amodal area); `region` bounds every pixel it drew.
+    """
+
+    category_id: int
+    track_id: int
+    pixels: int
+    region: Region
 
 
 @dataclass
 class Frame:
     """One rendered frame and the ground truth that belongs to it.
 
-    `iseg` holds instance ids (0 = background), `cseg` category ids, `depth`
-    millimetres as uint16; `instances` maps instance id to (category id, track id).
+    `rgb` is (H, W, 3) uint8; `iseg` holds instance ids (0 = background) as uint16,
+    `cseg` category ids as uint8 and `depth` millimetres along the optical axis as
+    uint16; `instances` maps each instance id found in `iseg` to its record.
     """
 
     rgb: np.ndarray
     iseg: np.ndarray
     cseg: np.ndarray
     depth: np.ndarray
-    instances: dict[int, tuple[int, int]]
+    instances: dict[int, Instance]
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Generator(ABC):
-    """A procedural scene generator. Subclasses set `spec` and `categories`."""
+    """A procedural scene generator. Subclasses set `spec` and `categories`.
+
+    `render_frames` must be a pure function of its arguments: the same parameters
+    give the same arrays on every run.
+    """
 
     spec: GeneratorSpec
     categories: list[str]
+    supercategory: str = "object"
 
     def frame_count(self, params: dict[str, Any], is_preview: bool) -> int:
         """Frames a job renders: one for previews, else the `frames` parameter (default 1)."""
@@ -41,3 +69,95 @@ class Generator(ABC):
     @abstractmethod
     def render_frames(self, params: dict[str, Any], is_preview: bool) -> Iterator[Frame]:
         """Yield the job's frames in order; must be deterministic in `params`."""
+
+
+def param(name: str, type_: ParamType, default: Any, description: str, **options: Any) -> ParamSpec:
+    """Shorthand for a `ParamSpec` with `options` (min, max, choices).
+
+    Example:
+        >>> param("n", "int", 3, "Objects.", min=1, max=9).options.max
+        9.0
+    """
+    return ParamSpec(
+        name=name,
+        type=type_,
+        default_value=default,
+        options=ParamOptions(**options),
+        description=description,
+    )
+
+
+def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
+    """Parameters every built-in generator shares: size, count, sensor, video, drops, seed, state."""
+    return [
+        param("width", "int", 512, "Image width in pixels.", min=32, max=2048),
+        param("height", "int", 512, "Image height in pixels.", min=32, max=2048),
+        param("num_objects", "int", default_objects, "Objects per scene.", min=1, max=max_objects),
+        param(
+            "colour_jitter",
+            "float",
+            0.3,
+            "How far object colours stray from their category's colour (0-1).",
+            min=0.0,
+            max=1.0,
+        ),
+        param(
+            "light_azimuth",
+            "float",
+            135.0,
+            "Direction the light comes from, degrees.",
+            min=0.0,
+            max=360.0,
+        ),
+        param("light_power", "float", 1.0, "Strength of the directional light.", min=0.0, max=2.0),
+        param(
+            "noise_std",
+            "float",
+            3.0,
+            "Sensor noise standard deviation (0-255 scale).",
+            min=0.0,
+            max=50.0,
+        ),
+        param(
+            "blur", "float", 0.0, "Optical blur radius in pixels (box filter).", min=0.0, max=8.0
+        ),
+        param(
+            "frames",
+            "int",
+            1,
+            "Frames per job (video when > 1); previews render one.",
+            min=1,
+            max=600,
+        ),
+        param(
+            "motion",
+            "float",
+            0.01,
+            "Object speed in video jobs, fraction of the image per frame.",
+            min=0.0,
+            max=0.1,
+        ),
+        param(
+            "min_visible_pixels",
+            "int",
+            16,
+            "Drop instances with fewer visible pixels.",
+            min=1,
+            max=100000,
+        ),
+        param(
+            "min_visibility",
+            "float",
+            0.1,
+            "Drop instances with a smaller visible fraction.",
+            min=0.0,
+            max=1.0,
+        ),
+        param("seed", "int", 0, "Random seed of the scene.", min=0, max=2**31 - 1),
+        param(
+            "state",
+            "uuid",
+            None,
+            "Re-render this earlier job's parameters, with this job's values as overrides.",
+        ),
+    ]

@@ -1,7 +1,9 @@
-"""`shapes`: flat 2D scenes of circles, rectangles and triangles over textured backgrounds.
+"""`shapes`: flat 2D scenes of six shape categories over textured backgrounds.
 
-Objects overlap in depth order (nearer objects occlude farther ones); in video jobs
-they drift with constant velocity and keep their track ids.
+Objects are painted far to near, so nearer ones occlude farther ones; each casts
+a drop shadow away from the light and is shaded along the light direction. In
+video jobs objects drift, spin and bounce off the image borders, keeping their
+track ids. Colour is composed in planar (3, H, W) float32 and converted once.
 """
 
 from __future__ import annotations
@@ -11,32 +13,33 @@ from typing import Any
 
 import numpy as np
 
-from prefect_synthdata.engine.generators.base import Frame, Generator
-from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec
+from prefect_synthdata.engine.generators.base import (
+    Frame,
+    Generator,
+    Instance,
+    Region,
+    common_params,
+    param,
+)
+from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
+from prefect_synthdata.params import GeneratorSpec
 
-CATEGORIES = ["circle", "rectangle", "triangle"]
-
-
-def _p(name: str, type_: Any, default: Any, description: str, **options: Any) -> ParamSpec:
-    return ParamSpec(
-        name=name,
-        type=type_,
-        default_value=default,
-        options=ParamOptions(**options),
-        description=description,
-    )
-
+CATEGORIES = ["circle", "ellipse", "rectangle", "triangle", "star", "ring"]
+PALETTE = np.array(
+    [[220, 60, 50], [240, 170, 40], [60, 160, 80], [50, 110, 220], [170, 80, 200], [40, 190, 200]],
+    np.float32,
+)
+BACKGROUND_DEPTH_MM = 10000
 
 SPEC = GeneratorSpec(
     name="shapes",
-    version="1",
-    description="2D shapes (circle, rectangle, triangle) with occlusion, noise and motion.",
+    version="2",
+    description="2D shapes (circle, ellipse, rectangle, triangle, star, ring) with occlusion, "
+    "shadows, lighting, textures, noise, blur and motion.",
     preview=True,
     params=[
-        _p("width", "int", 512, "Image width in pixels.", min=32, max=2048),
-        _p("height", "int", 512, "Image height in pixels.", min=32, max=2048),
-        _p("num_objects", "int", 8, "Objects per scene.", min=1, max=64),
-        _p(
+        *common_params(max_objects=64, default_objects=8),
+        param(
             "min_scale",
             "float",
             0.06,
@@ -44,7 +47,7 @@ SPEC = GeneratorSpec(
             min=0.02,
             max=0.5,
         ),
-        _p(
+        param(
             "max_scale",
             "float",
             0.25,
@@ -52,71 +55,43 @@ SPEC = GeneratorSpec(
             min=0.02,
             max=0.9,
         ),
-        _p(
-            "background",
-            "str",
-            "noise",
-            "Background texture.",
-            choices=["noise", "gradient", "solid"],
-        ),
-        _p(
-            "noise_std",
-            "float",
-            4.0,
-            "Sensor noise standard deviation (0-255 scale).",
-            min=0.0,
-            max=50.0,
-        ),
-        _p(
-            "frames",
-            "int",
-            1,
-            "Frames per job (video when > 1); previews render one.",
-            min=1,
-            max=300,
-        ),
-        _p(
-            "min_visible_pixels",
-            "int",
-            16,
-            "Drop instances with fewer visible pixels.",
-            min=1,
-            max=100000,
-        ),
-        _p("seed", "int", 0, "Random seed of the scene.", min=0, max=2**31 - 1),
-        _p("state", "uuid", None, "Re-render this earlier job's parameters with overrides."),
+        param("background", "str", "noise", "Background texture.", choices=TEXTURES),
+        param("shadows", "bool", True, "Cast drop shadows away from the light."),
     ],
 )
 
 
-def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    base = rng.integers(0, 256, size=3).astype(np.float32)
-    if kind == "solid":
-        return np.broadcast_to(base, (h, w, 3)).copy()
-    if kind == "gradient":
-        other = rng.integers(0, 256, size=3).astype(np.float32)
-        t = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :, None]
-        return np.broadcast_to(base * (1 - t) + other * t, (h, w, 3)).copy()
-    coarse = rng.normal(0.0, 40.0, size=(h // 16 + 2, w // 16 + 2, 3)).astype(np.float32)
-    texture = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[:h, :w]
-    return np.clip(base + texture, 0, 255)
-
-
-def _shape_mask(kind: int, size: float, angle: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Mask of a shape centred on the origin of the (ys, xs) grid."""
+def shape_mask(kind: int, size: float, angle: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Mask of shape `kind` of radius `size`, centred on the origin of the (ys, xs) grid."""
     if kind == 0:
         return xs * xs + ys * ys <= size * size
-    cos, sin = np.cos(angle), np.sin(angle)
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
     u = xs * cos + ys * sin
-    v = -xs * sin + ys * cos
+    v = ys * cos - xs * sin
     if kind == 1:
-        return (np.abs(u) <= size) & (np.abs(v) <= size * 0.6)
-    # equilateral triangle: three half-planes
-    inside = np.ones(u.shape, dtype=bool)
-    for k in range(3):
-        a = 2 * np.pi * k / 3
-        inside &= u * np.cos(a) + v * np.sin(a) <= size * 0.5
-    return inside
+        return (u / size) ** 2 + (v / (0.55 * size)) ** 2 <= 1.0
+    if kind == 2:
+        return (np.abs(u) <= 0.9 * size) & (np.abs(v) <= 0.6 * size)
+    if kind == 3:  # equilateral triangle: three half-planes
+        inside = u <= 0.5 * size
+        for a in (2 * np.pi / 3, 4 * np.pi / 3):
+            inside &= u * np.float32(np.cos(a)) + v * np.float32(np.sin(a)) <= 0.5 * size
+        return inside
+    rho2 = u * u + v * v
+    if kind == 4:  # five-pointed star
+        return np.sqrt(rho2) <= size * (0.62 + 0.38 * np.cos(5 * np.arctan2(v, u)))
+    return (rho2 <= size * size) & (rho2 >= (0.55 * size) ** 2)  # ring
+
+
+def bounce(start: np.ndarray, velocity: np.ndarray, t: float, limit: np.ndarray) -> np.ndarray:
+    """Positions at time `t` of points moving at `velocity` inside [0, limit], reflecting at the walls.
+
+    Example:
+        >>> bounce(np.array([8.0]), np.array([3.0]), 1, np.array([10.0])).tolist()
+        [9.0]
+    """
+    q = np.mod(start + velocity * t, 2 * limit)
+    return np.where(q <= limit, q, 2 * limit - q)
 
 
 class ShapesGenerator(Generator):
@@ -124,46 +99,111 @@ class ShapesGenerator(Generator):
 
     spec = SPEC
     categories = CATEGORIES
+    supercategory = "shape"
 
     def render_frames(self, params: dict[str, Any], is_preview: bool) -> Iterator[Frame]:
         h, w, n = int(params["height"]), int(params["width"]), int(params["num_objects"])
-        rng = np.random.default_rng(int(params["seed"]))
+        seed = int(params["seed"])
+        rng = np.random.default_rng(seed)
         short = min(h, w)
         lo, hi = sorted((float(params["min_scale"]), float(params["max_scale"])))
         kinds = rng.integers(0, len(CATEGORIES), size=n)
         sizes = rng.uniform(lo, hi, size=n) * short / 2
-        centres = rng.uniform(0, 1, size=(n, 2)) * [h, w]
-        velocity = rng.normal(0, short / 100, size=(n, 2))
+        limit = np.array([h - 1, w - 1], np.float64)
+        starts = rng.uniform(0, 1, size=(n, 2)) * limit
+        headings = rng.uniform(0, 2 * np.pi, size=n)
+        speeds = float(params["motion"]) * short * rng.uniform(0.5, 1.5, size=n)
+        velocities = np.stack([np.sin(headings), np.cos(headings)], axis=1) * speeds[:, None]
         angles = rng.uniform(0, np.pi, size=n)
-        colours = rng.integers(0, 256, size=(n, 3)).astype(np.float32)
-        depths = np.sort(rng.uniform(500, 5000, size=n))[::-1]  # far first: painter's order
-        background = _background(str(params["background"]), h, w, rng)
+        spins = rng.normal(0, 0.05, size=n) * (speeds > 0)
+        jitter = float(params["colour_jitter"])
+        colours = (
+            np.stack([jitter_colour(PALETTE[k], jitter, rng) for k in kinds]) if n else PALETTE[:0]
+        )
+        depths = np.sort(rng.uniform(500, 5000, size=n))[::-1].astype(np.uint16)  # far first
+        background = texture(str(params["background"]), h, w, rng)
+        azimuth = np.radians(float(params["light_azimuth"]))
+        power = float(params["light_power"])
+        towards_light = np.array(
+            [-np.sin(azimuth), np.cos(azimuth)], np.float32
+        )  # (dy, dx), y down
+        shadow_darkness = 0.45 * min(power, 1.0) if params["shadows"] else 0.0
         for index in range(self.frame_count(params, is_preview)):
             rgb = background.copy()
             iseg = np.zeros((h, w), np.uint16)
             cseg = np.zeros((h, w), np.uint8)
-            depth = np.full((h, w), 10000, np.uint16)
+            depth = np.full((h, w), BACKGROUND_DEPTH_MM, np.uint16)
+            centres = bounce(starts, velocities, index, limit)
+            instances: dict[int, Instance] = {}
             for i in range(n):
-                cy, cx = centres[i] + velocity[i] * index
-                r = sizes[i]
-                y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, h)
-                x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, w)
-                if y0 >= y1 or x0 >= x1:
+                kind, r, angle = int(kinds[i]), float(sizes[i]), float(angles[i] + spins[i] * index)
+                cy, cx = centres[i]
+                if shadow_darkness > 0:
+                    sy, sx = -towards_light * r * 0.35 * power
+                    self._paint(rgb, kind, r, angle, cy + sy, cx + sx, darken=1.0 - shadow_darkness)
+                painted = self._paint(
+                    rgb,
+                    kind,
+                    r,
+                    angle,
+                    cy,
+                    cx,
+                    colour=colours[i],
+                    light=towards_light * 0.35 * power,
+                )
+                if painted is None:
                     continue
-                ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-                mask = _shape_mask(int(kinds[i]), r, angles[i], ys - cy, xs - cx)
-                rgb[y0:y1, x0:x1][mask] = colours[i]
+                region, mask = painted
+                y0, y1, x0, x1 = region
                 iseg[y0:y1, x0:x1][mask] = i + 1
-                cseg[y0:y1, x0:x1][mask] = kinds[i] + 1
-                depth[y0:y1, x0:x1][mask] = int(depths[i])
-            noise_std = float(params["noise_std"])
-            if noise_std > 0:
-                rgb = rgb + rng.normal(0, noise_std, size=rgb.shape).astype(np.float32)
+                cseg[y0:y1, x0:x1][mask] = kind + 1
+                depth[y0:y1, x0:x1][mask] = depths[i]
+                instances[i + 1] = Instance(kind + 1, i + 1, int(np.count_nonzero(mask)), region)
+            frame_rng = np.random.default_rng([seed, index, 1])
             yield Frame(
-                rgb=np.clip(rgb, 0, 255).astype(np.uint8),
+                rgb=apply_sensor(rgb, float(params["blur"]), float(params["noise_std"]), frame_rng),
                 iseg=iseg,
                 cseg=cseg,
                 depth=depth,
-                instances={i + 1: (int(kinds[i]) + 1, i + 1) for i in range(n)},
-                metadata={"seed": int(params["seed"]), "frame": index},
+                instances=instances,
+                metadata={
+                    "seed": seed,
+                    "frame": index,
+                    "camera": {"model": "orthographic", "width": w, "height": h},
+                    "light": {"azimuth_deg": float(params["light_azimuth"]), "power": power},
+                    "background": str(params["background"]),
+                },
             )
+
+    @staticmethod
+    def _paint(
+        rgb: np.ndarray,
+        kind: int,
+        r: float,
+        angle: float,
+        cy: float,
+        cx: float,
+        colour: np.ndarray | None = None,
+        light: np.ndarray | None = None,
+        darken: float = 1.0,
+    ) -> tuple[Region, np.ndarray] | None:
+        """Paint one shape (lit `colour`, or a `darken` factor for shadows) into planar `rgb`.
+
+        Returns the painted region and the shape's mask within it, or None if off-frame.
+        """
+        _, h, w = rgb.shape
+        y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, h)
+        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, w)
+        if y0 >= y1 or x0 >= x1:
+            return None
+        ys = (np.arange(y0, y1, dtype=np.float32) - np.float32(cy))[:, None]
+        xs = (np.arange(x0, x1, dtype=np.float32) - np.float32(cx))[None, :]
+        mask = shape_mask(kind, r, angle, ys, xs)
+        view = rgb[:, y0:y1, x0:x1]
+        if colour is None:
+            view[:, mask] *= np.float32(darken)
+        else:
+            assert light is not None
+            shade = 1.0 + (ys * light[0] + xs * light[1]) / np.float32(r)
+            view[:, mask] = colour[:, None] * shade[mask][None, :]
+        return (y0, y1, x0, x1), mask

@@ -1,0 +1,146 @@
+"""The job service: durable state, adoption of orphaned jobs, a process pool, `state` re-runs."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prefect_synthdata.batches import (
+    PollPolicy,
+    poll_until_done,
+    prepare_request,
+    submit_idempotent,
+)
+from prefect_synthdata.engine.jobs import JobService, default_workers
+from prefect_synthdata.exceptions import ParameterValidationError
+from prefect_synthdata.models import BatchRef, JobState
+from prefect_synthdata.providers.local import LocalProvider
+from tests.engine.conftest import small_params
+
+SMALL = {"width": 64, "height": 48}
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProvider]:
+    """One provider (and one pool of two workers) shared by this module's tests."""
+    provider = LocalProvider(tmp_path_factory.mktemp("local") / "state", workers=2)
+    yield provider
+    provider.service.close()
+
+
+def run(provider: LocalProvider, generator: str, jobs: list[dict], label: str) -> BatchRef:
+    request = prepare_request(provider, generator, jobs, False, label, seed=0)
+    batch, _ = submit_idempotent(provider, request)
+    status = poll_until_done(
+        provider, batch, PollPolicy(initial_seconds=0.05, deadline_seconds=120)
+    )
+    assert status.failed == []
+    return batch
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_renders_in_worker_processes_scaled_to_cores(provider: LocalProvider) -> None:
+    run(provider, "shapes", [SMALL, SMALL, SMALL], "pool")
+    pids = provider.service.worker_pids()
+    assert pids and os.getpid() not in pids and len(pids) <= 2
+    assert JobService.__init__.__defaults__ == (None,)  # workers default to the cores...
+    assert default_workers() == len(os.sched_getaffinity(0))  # ...this process may use
+
+
+def test_a_new_service_sees_earlier_batches_and_results(tmp_path: Path) -> None:
+    first = JobService(tmp_path, workers=1)
+    batch = first.submit("me", "b1", "shapes", [small_params("shapes")], is_preview=False)
+    assert first.wait(batch.batch_id, timeout=120).succeeded == batch.job_ids
+    first.close()
+
+    second = JobService(tmp_path, workers=1)
+    try:
+        assert second.find_batch("me", "b1") == batch
+        assert second.batch_status("me", batch.batch_id).succeeded == batch.job_ids
+        assert (second.result_dir(batch.job_ids[0]) / "labels.json").is_file()
+    finally:
+        second.close()
+
+
+def test_a_job_leased_by_a_dead_process_is_adopted_and_finished(tmp_path: Path) -> None:
+    first = JobService(tmp_path, workers=1)
+    batch = first.submit("me", "b1", "tabletop", [small_params("tabletop")], is_preview=False)
+    first.wait(batch.batch_id, timeout=120)
+    first.close()
+    job_id = batch.job_ids[0]
+    original = files(tmp_path / "results" / job_id)
+    # pretend a process leased the job and died mid-render
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        db.execute(
+            "UPDATE jobs SET state='running', runner=?, finished=NULL WHERE id=?",
+            (dead.pid, job_id),
+        )
+    for path in (tmp_path / "results" / job_id).iterdir():
+        path.unlink()
+    (tmp_path / "results" / job_id).rmdir()
+
+    second = JobService(tmp_path, workers=1)  # adopts on open
+    try:
+        status = second.wait(batch.batch_id, timeout=120)
+        assert status.jobs[0].state == JobState.SUCCEEDED
+        assert files(second.result_dir(job_id)) == original
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+            runner, attempts = db.execute(
+                "SELECT runner, attempts FROM jobs WHERE id=?", (job_id,)
+            ).fetchone()
+        assert (runner, attempts) == (os.getpid(), 2)
+    finally:
+        second.close()
+
+
+def test_state_rerun_without_overrides_is_byte_identical(provider: LocalProvider) -> None:
+    original = run(provider, "tabletop", [{**SMALL, "frames": 2, "noise_std": 6.0}], "original")
+    job_id = original.job_ids[0]
+    rerun = run(provider, "tabletop", [{"state": job_id}], "rerun")
+    a = files(provider.service.result_dir(job_id))
+    b = files(provider.service.result_dir(rerun.job_ids[0]))
+    assert {k: v for k, v in a.items() if k != "job.json"} == {
+        k: v for k, v in b.items() if k != "job.json"
+    }
+    params_a = provider.service.job_params(job_id)
+    params_b = provider.service.job_params(rerun.job_ids[0])
+    assert params_b == {**params_a, "state": job_id}  # the same job, and it says where it came from
+
+
+def test_state_rerun_with_an_override_changes_only_what_it_touches(provider: LocalProvider) -> None:
+    original = run(provider, "shapes", [{**SMALL, "noise_std": 8.0, "seed": 5}], "original")
+    job_id = original.job_ids[0]
+    rerun = run(provider, "shapes", [{"state": job_id, "noise_std": 0.0}], "quiet")
+    a = files(provider.service.result_dir(job_id))
+    b = files(provider.service.result_dir(rerun.job_ids[0]))
+    changed = sorted(name for name in a if a[name] != b[name])
+    assert changed == ["image.000000.rgb.png", "job.json"]  # same scene, same labels, no noise
+    assert provider.service.job_params(rerun.job_ids[0])["noise_std"] == 0.0
+    assert provider.service.job_params(rerun.job_ids[0])["seed"] == 5
+
+
+def test_state_errors_name_the_job_and_come_with_the_other_problems(
+    provider: LocalProvider,
+) -> None:
+    shapes_job = run(provider, "shapes", [SMALL], "original").job_ids[0]
+    missing = "6f1c2a3e-0000-4000-8000-000000000000"
+    with pytest.raises(ParameterValidationError) as info:
+        provider.validate(
+            "tabletop", [{"state": missing}, {"state": shapes_job, "fov": 500}], False
+        )
+    assert info.value.problems == [
+        f"job 0: 'state' cannot be resolved: job '{missing}' not found",
+        f"job 1: 'state' cannot be resolved: job '{shapes_job}' was rendered by generator 'shapes', not 'tabletop'",
+        "job 1: 'fov' must be <= 100, got 500.0",
+    ]
