@@ -25,13 +25,13 @@ def prefect_api() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def synthdata_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test gets its own SYNTHDATA_HOME (local provider state, work dirs); the local
-    provider's job services (render pools) opened during the test are closed after it."""
+    provider's job services (render pools) opened under the test's tmp_path are closed after it."""
     from prefect_synthdata.providers.local import close_job_services
 
     home = tmp_path / "synthdata-home"
     monkeypatch.setenv("SYNTHDATA_HOME", str(home))
     yield home
-    close_job_services()
+    close_job_services(under=tmp_path)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -37,7 +37,7 @@ class FlakyStatus:
 def provider(tmp_path: Path) -> Iterator[LocalProvider]:
     provider = LocalProvider(tmp_path / "state", workers=1)
     yield provider
-    close_job_services()
+    close_job_services(under=tmp_path)
 
 
 def _submit(provider: LocalProvider, jobs: list[dict], label: str = "t") -> BatchRef:

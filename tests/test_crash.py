@@ -56,7 +56,9 @@ def _mid_publish(home: Path, dest: Path) -> bool:
     return version.is_dir() and any(version.rglob("*.png")) and not (version / SUCCESS).exists()
 
 
-def _run(home: Path, dest: Path, kill_when: Callable[[Path, Path], bool] | None) -> subprocess.Popen:
+def _run(
+    home: Path, dest: Path, kill_when: Callable[[Path, Path], bool] | None
+) -> subprocess.Popen:
     from prefect.settings import PREFECT_API_URL
 
     env = subprocess_env(SYNTHDATA_HOME=str(home), PREFECT_API_URL=str(PREFECT_API_URL.value()))
@@ -71,7 +73,9 @@ def _run(home: Path, dest: Path, kill_when: Callable[[Path, Path], bool] | None)
             proc.wait()
             return proc
         time.sleep(0.005)
-    pytest.fail(f"the phase was never observed (exit {proc.poll()}): {proc.communicate()[1][-2000:]}")
+    pytest.fail(
+        f"the phase was never observed (exit {proc.poll()}): {proc.communicate()[1][-2000:]}"
+    )
 
 
 def _finish(proc: subprocess.Popen) -> Path:
@@ -88,7 +92,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
     return Manifest.model_validate_json((uri / MANIFEST).read_bytes())
 
 
-@pytest.mark.parametrize("phase", [_after_submit, _mid_wait, _mid_download, _mid_publish], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "phase", [_after_submit, _mid_wait, _mid_download, _mid_publish], ids=lambda f: f.__name__
+)
 def test_killed_flow_resumes_to_the_same_dataset(
     tmp_path: Path, phase: Callable[[Path, Path], bool], reference: Manifest
 ) -> None:

@@ -124,7 +124,7 @@ def test_cached_batch_gone_from_provider_is_submitted_again(
 
     request = GenerateRequest(num_jobs=1, dest=str(tmp_path / "out"), params=SMALL, name="wiped")
     first = generate_dataset(request)
-    close_job_services()
+    close_job_services(under=synthdata_home)
     shutil.rmtree(synthdata_home)  # the provider forgets everything; Prefect's cache does not
 
     second = generate_dataset(request)

@@ -33,10 +33,12 @@ def job_service(state_dir: Path, workers: int | None = None) -> JobService:
     return _SERVICES[key]
 
 
-def close_job_services() -> None:
-    """Stop every job service this process opened (their render pools and databases)."""
-    while _SERVICES:
-        _SERVICES.popitem()[1].close()
+def close_job_services(under: Path | None = None) -> None:
+    """Stop the job services this process opened (render pools and databases);
+    with `under`, only those whose state directory lies below that folder."""
+    for key in list(_SERVICES):
+        if under is None or key.is_relative_to(Path(under).resolve()):
+            _SERVICES.pop(key).close()
 
 
 class LocalProvider:
