@@ -328,7 +328,9 @@ class JobService:
             self._db.close()
 
     # -- reporting queries (used by the reference server) --------------------------------
-    def list_batches(self, owner: str, start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
+    def list_batches(
+        self, owner: str, start: str | None = None, end: str | None = None
+    ) -> list[dict[str, Any]]:
         """`owner`'s batches created in `[start, end]` (ISO 8601 UTC strings), oldest first.
 
         Each row has `id`, `name`, `generator`, `is_preview` and `created`.
@@ -371,7 +373,8 @@ class JobService:
             tuple(args),
         )
         return [
-            dict(r) | {"is_preview": bool(r["is_preview"]), "params": json.loads(r["params"])} for r in rows
+            dict(r) | {"is_preview": bool(r["is_preview"]), "params": json.loads(r["params"])}
+            for r in rows
         ]
 
     def frames_submitted(self, owner: str) -> int:
