@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field
 
 from prefect_synthdata import batches
 from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import BatchFailedError
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.settings import SynthDataSettings
-from prefect_synthdata.storage import open_store
+from prefect_synthdata.storage import StoreOptions
 from prefect_synthdata.storage.publish import check_segment
 from prefect_synthdata.tasks import (
     DatasetInfo,
@@ -53,6 +54,9 @@ class GenerateRequest(BaseModel):
     name: str = Field(default="synthetic-shapes", description="Dataset name (also the batch label).")
     version: str | None = Field(default=None, description="Dataset version; default: derived from the request.")
     dest: str = Field(default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI.")
+    storage: StoreOptions = Field(
+        default_factory=StoreOptions, description="How to reach an s3:// destination (endpoint, credentials...)."
+    )
     poll_initial_seconds: float = Field(default_factory=lambda: _settings().poll_initial_seconds, gt=0)
     poll_cap_seconds: float = Field(default_factory=lambda: _settings().poll_cap_seconds, gt=0)
     deadline_seconds: float = Field(default_factory=lambda: _settings().deadline_seconds, gt=0)
@@ -77,8 +81,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     check_segment("name", request.name)
     if request.version is not None:
         check_segment("version", request.version)
-    store = open_store(request.dest)
-    store.check_writable()
+    open_destination(request.dest, request.storage).check_writable()
     provider = request.provider.create()
     batch_request = batches.prepare_request(
         provider, request.generator, request.jobs(), request.is_preview, request.name, request.seed, request.randomize
@@ -99,7 +102,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
 
     info = DatasetInfo(name=request.name, version=version, provider=provider.identity)
     manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
-    uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest)
+    uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest, request.storage)
     logger.info("dataset ready at %s", uri)
     return DatasetManifest(
         uri=uri,

@@ -20,14 +20,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_synthdata.dataset.manifest import MANIFEST, SUCCESS, Manifest
+from prefect_synthdata.dataset.manifest import MANIFEST, SUCCESS, FileEntry, Manifest, sha256_file
 from prefect_synthdata.exceptions import (
     ConfigurationError,
-    DestinationError,
     IntegrityError,
     NotFoundError,
+    VersionConflictError,
 )
-from prefect_synthdata.storage.base import ObjectStore, Upload
+from prefect_synthdata.storage.base import Download, ObjectStore, Upload
 
 LATEST = "LATEST"
 SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -68,26 +68,34 @@ def read_manifest(store: ObjectStore, name: str, version: str) -> Manifest | Non
     return Manifest.model_validate_json(raw) if raw is not None else None
 
 
+def _point_latest(store: ObjectStore, name: str, version: str) -> None:
+    if store.read_bytes(f"{name}/{LATEST}") != version.encode():
+        store.write_bytes(f"{name}/{LATEST}", version.encode())
+
+
 def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResult:
-    """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`."""
+    """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`.
+
+    An identical version already there makes this a no-op (nothing is written);
+    a different one is a VersionConflictError. Data files the store already holds
+    (same size and sha256) are skipped, so a publish that was interrupted resumes.
+    """
     prefix = f"{check_segment('name', manifest.name)}/{check_segment('version', manifest.version)}"
     existing = read_manifest(store, manifest.name, manifest.version)
     if existing is not None:
         if existing.content_sha256() != manifest.content_sha256():
-            raise DestinationError(
+            raise VersionConflictError(
                 f"{store.uri(prefix)} already holds a different dataset; choose another version"
             )
-        store.write_bytes(f"{manifest.name}/{LATEST}", manifest.version.encode())
+        _point_latest(store, manifest.name, manifest.version)
         return PublishResult(store.uri(prefix), 0, len(manifest.files))
-    pending = [
-        Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256)
-        for f in manifest.files
-        if not store.matches(f"{prefix}/{f.path}", f.size, f.sha256)
-    ]
+    pending = store.missing(
+        [Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256) for f in manifest.files]
+    )
     store.upload_files(pending)
     store.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_bytes())
     store.write_bytes(f"{prefix}/{SUCCESS}", manifest.sha256().encode())
-    store.write_bytes(f"{manifest.name}/{LATEST}", manifest.version.encode())
+    _point_latest(store, manifest.name, manifest.version)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
 
 
@@ -95,7 +103,11 @@ def list_datasets(store: ObjectStore) -> dict[str, list[str]]:
     """Every dataset name under the store with its complete versions."""
     out = {}
     for name in store.list_dirs(""):
-        versions = [v for v in store.list_dirs(name) if store.read_bytes(f"{name}/{v}/{SUCCESS}") is not None]
+        versions = [
+            v
+            for v in store.list_dirs(name)
+            if store.read_bytes(f"{name}/{v}/{SUCCESS}") is not None
+        ]
         if versions:
             out[name] = versions
     return out
@@ -109,24 +121,34 @@ def latest_version(store: ObjectStore, name: str) -> str:
     return raw.decode().strip()
 
 
-def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path) -> Manifest:
-    """Download a complete version to `dest` and verify it against its manifest.
+def _holds(path: Path, entry: FileEntry) -> bool:
+    return (
+        path.is_file() and path.stat().st_size == entry.size and sha256_file(path) == entry.sha256
+    )
 
-    `version=None` means the latest one. Files already present and correct are kept.
+
+def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path) -> Manifest:
+    """Download a complete version to `dest` and verify every file against its manifest.
+
+    `version=None` means the latest one. Files already present and correct are kept,
+    so a training stage can call this on every start and pay only for what changed.
+
+    Example:
+        >>> fetch_dataset(open_store("s3://bucket/datasets"), "demo", None, Path("data"))  # doctest: +SKIP
     """
     version = version or latest_version(store, name)
     manifest = read_manifest(store, name, version)
     if manifest is None:
         raise NotFoundError(f"{store.uri(f'{name}/{version}')} is not a complete dataset")
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in manifest.files:
-        target = dest / entry.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not (target.is_file() and target.stat().st_size == entry.size):
-            store.download_file(f"{name}/{version}/{entry.path}", target)
+    stale = [entry for entry in manifest.files if not _holds(dest / entry.path, entry)]
+    store.download_files(
+        [Download(f"{name}/{version}/{entry.path}", dest / entry.path) for entry in stale]
+    )
+    bad = [entry.path for entry in stale if not _holds(dest / entry.path, entry)]
+    if bad:
+        raise IntegrityError(
+            f"dataset {name}/{version} fetched to {dest}: {len(bad)} file(s) do not match the manifest, "
+            f"e.g. {bad[0]}"
+        )
     (dest / MANIFEST).write_bytes(manifest.to_bytes())
-    try:
-        manifest.verify(dest)
-    except IntegrityError as exc:
-        raise IntegrityError(f"dataset {name}/{version} fetched to {dest}: {exc}") from exc
     return manifest
