@@ -21,11 +21,15 @@ def load_aws_block(name: str) -> Any:
     """The saved prefect-aws block `TYPE/NAME` (a bare NAME means `aws-credentials/NAME`)."""
     slug = name if "/" in name else f"aws-credentials/{name}"
     if slug.partition("/")[0] not in AWS_BLOCK_TYPES:
-        raise ConfigurationError(f"aws_block {name!r} must be one of {', '.join(t + '/NAME' for t in AWS_BLOCK_TYPES)}")
+        raise ConfigurationError(
+            f"aws_block {name!r} must be one of {', '.join(t + '/NAME' for t in AWS_BLOCK_TYPES)}"
+        )
     try:
         import prefect_aws  # noqa: F401  (registers the block types)
     except ImportError as exc:
-        raise ConfigurationError("aws_block needs prefect-aws: pip install 'prefect-synthdata[aws]'") from exc
+        raise ConfigurationError(
+            "aws_block needs prefect-aws: pip install 'prefect-synthdata[aws]'"
+        ) from exc
     from prefect.blocks.core import Block
 
     try:

@@ -71,7 +71,9 @@ def bucket(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def s3_options(moto_endpoint: str) -> StoreOptions:
-    return StoreOptions(endpoint_url=moto_endpoint, multipart_threshold_mb=5, multipart_chunksize_mb=5)
+    return StoreOptions(
+        endpoint_url=moto_endpoint, multipart_threshold_mb=5, multipart_chunksize_mb=5
+    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -83,7 +85,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     return open_store(f"s3://{bucket_name}/datasets", request.getfixturevalue("s3_options"))
 
 
-def make_dataset(folder: Path, files: dict[str, bytes], name: str = "demo", version: str = "v1") -> Manifest:
+def make_dataset(
+    folder: Path, files: dict[str, bytes], name: str = "demo", version: str = "v1"
+) -> Manifest:
     """Write `files` under `folder` and return their manifest."""
     for relative, data in files.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +128,13 @@ class WriteCounter:
         self.before = self._snapshot()
         client = getattr(self.store, "client", None)
         if client is not None:
-            for op in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "DeleteObject"):
+            for op in (
+                "PutObject",
+                "CreateMultipartUpload",
+                "UploadPart",
+                "CompleteMultipartUpload",
+                "DeleteObject",
+            ):
                 client.meta.events.register(f"before-call.s3.{op}", self._count)
 
     def _count(self, **_: Any) -> None:
@@ -191,7 +201,10 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
 
         def user(name: str, actions: list[str]) -> tuple[str, str]:
             iam.create_user(UserName=name)
-            policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+            }
             iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps(policy))
             key = iam.create_access_key(UserName=name)["AccessKey"]
             return key["AccessKeyId"], key["SecretAccessKey"]
@@ -208,5 +221,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
 
 
 def _lower_keys(env: dict[str, str]) -> dict[str, str]:
-    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }

@@ -81,7 +81,9 @@ def test_interrupted_publish_is_invisible_then_resumes(
     assert fetch_dataset(store, "demo", "v1", tmp_path / "fetched") == manifest
 
 
-def test_different_content_for_a_published_version_is_refused(store: ObjectStore, tmp_path: Path) -> None:
+def test_different_content_for_a_published_version_is_refused(
+    store: ObjectStore, tmp_path: Path
+) -> None:
     original = make_dataset(tmp_path / "a", image_files(3, seed="a"))
     publish(store, tmp_path / "a", original)
     other = make_dataset(tmp_path / "b", image_files(3, seed="b"))
@@ -100,7 +102,9 @@ def test_half_published_other_content_is_replaced(store: ObjectStore, tmp_path: 
 
 
 def test_latest_moves_only_after_a_complete_version(store: ObjectStore, tmp_path: Path) -> None:
-    publish(store, tmp_path / "a", make_dataset(tmp_path / "a", image_files(2, seed="a"), version="v1"))
+    publish(
+        store, tmp_path / "a", make_dataset(tmp_path / "a", image_files(2, seed="a"), version="v1")
+    )
     v2 = make_dataset(tmp_path / "b", image_files(4, seed="b"), version="v2")
     with pytest.raises(KeyboardInterrupt):
         publish(CrashAfter(store, 2), tmp_path / "b", v2)  # type: ignore[arg-type]
@@ -122,7 +126,9 @@ def test_fetch_keeps_good_files_and_repairs_bad_ones(store: ObjectStore, tmp_pat
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
-def test_bad_dataset_names_are_refused_before_writing(store: ObjectStore, tmp_path: Path, name: str) -> None:
+def test_bad_dataset_names_are_refused_before_writing(
+    store: ObjectStore, tmp_path: Path, name: str
+) -> None:
     manifest = make_dataset(tmp_path / "ds", image_files(1), name=name)
     with pytest.raises(ConfigurationError, match="must match"):
         publish(store, tmp_path / "ds", manifest)
