@@ -81,6 +81,14 @@ def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
+def _listing_prefix(keys: set[str]) -> str:
+    """The narrowest prefix to LIST that covers every key: their common folder, with its '/'."""
+    common = posixpath.commonpath(keys)
+    if common in keys or not common:
+        return common
+    return f"{common}/"
+
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -246,7 +254,7 @@ class S3Store:
     def missing(self, uploads: list[Upload]) -> list[Upload]:
         if not uploads:
             return []
-        sizes = self._sizes_under(posixpath.commonpath([u.key for u in uploads]))
+        sizes = self._sizes_under(_listing_prefix({u.key for u in uploads}))
         candidates = [u for u in uploads if sizes.get(self._key(u.key)) == u.size]
         with ThreadPoolExecutor(self.options.max_concurrency) as pool:
             held = {
