@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,8 +27,9 @@ from pydantic import SecretStr
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, DestinationError
 from prefect_synthdata.storage import ObjectStore, StoreOptions, Upload, open_store
-from prefect_synthdata.storage.publish import SUCCESS, fetch_dataset, publish
+from prefect_synthdata.storage.publish import SUCCESS, fetch_dataset, list_datasets, publish
 from prefect_synthdata.storage.s3 import S3Store, parse_s3_uri
+from tests.conftest import subprocess_env
 from tests.storage.conftest import AuthServer, WriteCounter, image_files, make_dataset, s3_client
 
 
@@ -241,3 +246,52 @@ def test_reader_credentials_may_fetch(auth_server: AuthServer, tmp_path: Path) -
     assert fetch_dataset(reader, "demo", None, tmp_path / "fetched") == manifest
     assert isinstance(reader, S3Store)
     assert auth_server.reader[1] not in repr(reader.options)
+
+
+PUBLISHER = """
+import sys
+from pathlib import Path
+from prefect_synthdata.dataset.manifest import Manifest
+from prefect_synthdata.storage import StoreOptions, open_store
+from prefect_synthdata.storage.publish import publish
+
+uri, endpoint, folder = sys.argv[1:]
+manifest = Manifest.model_validate_json((Path(folder) / "manifest.json").read_bytes())
+publish(open_store(uri, StoreOptions(endpoint_url=endpoint, max_concurrency=1)), Path(folder), manifest)
+"""
+
+
+def test_a_killed_publisher_leaves_no_dataset_and_the_next_publish_resumes(
+    bucket: str, s3_options: StoreOptions, moto_endpoint: str, tmp_path: Path
+) -> None:
+    manifest = make_dataset(tmp_path / "ds", image_files(150, size=16 * 1024))
+    (tmp_path / "ds" / "manifest.json").write_bytes(manifest.to_bytes())
+    client = s3_client(moto_endpoint)
+    uri = f"s3://{bucket}/killed"
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, uri, moto_endpoint, str(tmp_path / "ds")],
+        env=subprocess_env(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while client.list_objects_v2(Bucket=bucket, Prefix="killed/").get("KeyCount", 0) < 15:
+            assert publisher.poll() is None and time.monotonic() < deadline, (
+                "publisher ended too early"
+            )
+            time.sleep(0.02)
+        publisher.send_signal(signal.SIGKILL)
+    finally:
+        publisher.wait(timeout=30)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="killed/")
+    landed = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    assert 15 <= len(landed) < len(manifest.files)
+    assert all("/images/" in key for key in landed)  # no manifest.json, _SUCCESS or LATEST
+    store = open_store(uri, s3_options)
+    assert list_datasets(store) == {}
+
+    resumed = publish(store, tmp_path / "ds", manifest)
+    assert (resumed.files_uploaded, resumed.files_skipped) == (
+        len(manifest.files) - len(landed),
+        len(landed),
+    )
+    assert fetch_dataset(store, "demo", "v1", tmp_path / "fetched") == manifest
