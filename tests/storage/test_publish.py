@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from prefect_synthdata.dataset.manifest import MANIFEST, SUCCESS
-from prefect_synthdata.exceptions import ConfigurationError, NotFoundError, VersionConflictError
+from prefect_synthdata.exceptions import (
+    ConfigurationError,
+    IntegrityError,
+    NotFoundError,
+    VersionConflictError,
+)
 from prefect_synthdata.storage import ObjectStore, Upload
 from prefect_synthdata.storage.publish import (
     LATEST,
@@ -133,3 +138,18 @@ def test_bad_dataset_names_are_refused_before_writing(
     with pytest.raises(ConfigurationError, match="must match"):
         publish(store, tmp_path / "ds", manifest)
     assert list_datasets(store) == {}
+
+
+def test_a_tampered_manifest_is_refused(store: ObjectStore, tmp_path: Path) -> None:
+    manifest = make_dataset(tmp_path / "ds", image_files(2))
+    publish(store, tmp_path / "ds", manifest)
+    escaping = manifest.model_copy(
+        update={"files": [manifest.files[0].model_copy(update={"path": "../../evil"})]}
+    )
+    store.write_bytes(f"demo/v1/{MANIFEST}", escaping.to_bytes())
+    with pytest.raises(IntegrityError, match="does not match _SUCCESS"):
+        fetch_dataset(store, "demo", "v1", tmp_path / "fetched")
+    store.write_bytes(f"demo/v1/{SUCCESS}", escaping.sha256().encode())
+    with pytest.raises(IntegrityError, match="outside the dataset"):
+        fetch_dataset(store, "demo", "v1", tmp_path / "fetched")
+    assert not (tmp_path / "evil").exists()

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,13 +60,33 @@ class PublishResult:
     files_skipped: int
 
 
+def _is_plain_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
 def read_manifest(store: ObjectStore, name: str, version: str) -> Manifest | None:
-    """The manifest of a complete (`_SUCCESS`) version, else None."""
+    """The manifest of a complete (`_SUCCESS`) version, else None.
+
+    IntegrityError if `manifest.json` is not the one `_SUCCESS` vouches for, or lists
+    a path that would land outside the dataset folder.
+    """
     prefix = f"{name}/{version}"
-    if store.read_bytes(f"{prefix}/{SUCCESS}") is None:
+    marker = store.read_bytes(f"{prefix}/{SUCCESS}")
+    if marker is None:
         return None
     raw = store.read_bytes(f"{prefix}/{MANIFEST}")
-    return Manifest.model_validate_json(raw) if raw is not None else None
+    if raw is None or hashlib.sha256(raw).hexdigest() != marker.decode().strip():
+        raise IntegrityError(
+            f"{store.uri(prefix)}: {MANIFEST} is missing or does not match {SUCCESS}"
+        )
+    manifest = Manifest.model_validate_json(raw)
+    unsafe = [f.path for f in manifest.files if not _is_plain_relative(f.path)]
+    if unsafe:
+        raise IntegrityError(
+            f"{store.uri(prefix)}: {MANIFEST} lists a path outside the dataset: {unsafe[0]!r}"
+        )
+    return manifest
 
 
 def _point_latest(store: ObjectStore, name: str, version: str) -> None:
@@ -134,6 +155,7 @@ def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path
     so a training stage can call this on every start and pay only for what changed.
 
     Example:
+        >>> from prefect_synthdata.storage import open_store
         >>> fetch_dataset(open_store("s3://bucket/datasets"), "demo", None, Path("data"))  # doctest: +SKIP
     """
     version = version or latest_version(store, name)

@@ -1,6 +1,6 @@
 """An S3 (or S3-compatible) `ObjectStore` on boto3's managed transfers.
 
-Uploads stream from files through one `TransferManager`: multipart above a threshold,
+Uploads stream from files through a `TransferManager`: multipart above a threshold,
 at most `max_concurrency` requests in flight and a bounded window of pending transfers,
 so memory stays flat whatever the dataset size. Every object carries its sha256 twice:
 as `ChecksumSHA256`, which S3 checks against the bytes it receives (per part for
@@ -122,9 +122,8 @@ def explain(exc: Exception, bucket: str) -> str:
 
 def _credentials_session(credentials: Any) -> tuple[boto3.Session, dict[str, Any]]:
     """The boto3 session and client parameters of a prefect-aws credentials or S3Bucket block."""
-    block = getattr(
-        credentials, "credentials", credentials
-    )  # an S3Bucket block holds its credentials
+    # An S3Bucket block holds its credentials block.
+    block = getattr(credentials, "credentials", credentials)
     if not hasattr(block, "get_boto3_session"):
         raise ConfigurationError(
             f"{type(credentials).__name__} cannot supply AWS credentials: pass a prefect-aws "
@@ -148,8 +147,8 @@ def make_client(options: StoreOptions, credentials: Any = None) -> Any:
             session, params = boto3.Session(profile_name=options.profile), {}
     except ProfileNotFound as exc:
         raise ConfigurationError(f"AWS profile {options.profile!r} not found") from exc
-    endpoint_url = options.endpoint_url or params.pop("endpoint_url", None)
-    params.pop("endpoint_url", None)
+    block_endpoint = params.pop("endpoint_url", None)
+    endpoint_url = options.endpoint_url or block_endpoint
     config = Config(
         max_pool_connections=options.max_concurrency + 2,
         retries={"mode": "standard", "max_attempts": 4},
