@@ -6,6 +6,7 @@ Example:
           --dest ./datasets --name demo
     $ synthdata datasets ls ./datasets
     $ synthdata serve --port 8080 --data-dir ./server-data --token my-token
+    $ synthdata datasets fetch s3://bucket/datasets demo --to ./data --endpoint-url http://127.0.0.1:9000
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -23,6 +25,7 @@ from prefect_synthdata.exceptions import ConfigurationError, SynthDataError
 from prefect_synthdata.models import BatchStatus
 from prefect_synthdata.params import GeneratorSpec
 from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.storage.options import StoreOptions
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -57,6 +60,31 @@ def _provider_config(args: argparse.Namespace) -> ProviderConfig:
         token=SecretStr(token) if token else None,
         project=args.project,
         state_dir=args.state_dir,
+    )
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("s3 destination")
+    group.add_argument(
+        "--endpoint-url", help="S3-compatible endpoint (default: AWS or $AWS_ENDPOINT_URL)"
+    )
+    group.add_argument("--region", help="AWS region")
+    group.add_argument("--profile", help="AWS profile")
+    group.add_argument(
+        "--aws-block", help="saved prefect-aws block: aws-credentials/NAME or s3-bucket/NAME"
+    )
+    group.add_argument(
+        "--max-concurrency", type=int, default=10, help="S3 requests in flight (default 10)"
+    )
+
+
+def _store_options(args: argparse.Namespace) -> StoreOptions:
+    return StoreOptions(
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        profile=args.profile,
+        aws_block=args.aws_block,
+        max_concurrency=args.max_concurrency,
     )
 
 
@@ -116,6 +144,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         name=args.name,
         version=args.version,
         dest=args.dest,
+        storage=_store_options(args),
     )
     bar = ProgressBar()
     STATUS_LISTENERS.append(bar)
@@ -128,10 +157,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_ls(args: argparse.Namespace) -> int:
-    from prefect_synthdata.storage import open_store
+    from prefect_synthdata.destinations import open_destination
     from prefect_synthdata.storage.publish import list_datasets
 
-    datasets = list_datasets(open_store(args.dest))
+    datasets = list_datasets(open_destination(args.dest, _store_options(args)))
     if args.json:
         print(json.dumps(datasets, indent=2))
     for name, versions in datasets.items():
@@ -144,6 +173,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prefect_synthdata.server.run import run_from_args
 
     return run_from_args(args)
+
+
+def cmd_datasets_fetch(args: argparse.Namespace) -> int:
+    from prefect_synthdata.destinations import open_destination
+    from prefect_synthdata.storage.publish import fetch_dataset
+
+    store = open_destination(args.dest, _store_options(args))
+    manifest = fetch_dataset(store, args.name, args.version, Path(args.to))
+    print(f"{manifest.name}/{manifest.version}: {len(manifest.files)} files verified in {args.to}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--name", default="synthetic-shapes", help="dataset name")
     generate.add_argument("--version", default=None, help="dataset version (default: derived)")
+    _add_store_args(generate)
     generate.set_defaults(run=cmd_generate)
 
     datasets = commands.add_parser("datasets", help="published datasets")
@@ -177,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = datasets_commands.add_parser("ls", help="list datasets and versions under a destination")
     ls.add_argument("dest")
     ls.add_argument("--json", action="store_true")
+    _add_store_args(ls)
     ls.set_defaults(run=cmd_datasets_ls)
 
     from prefect_synthdata.server.config import build_parser as add_serve_arguments
@@ -184,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the reference server (Infinity and zpy APIs)")
     add_serve_arguments(serve)
     serve.set_defaults(run=cmd_serve)
+    fetch = datasets_commands.add_parser("fetch", help="download a published version and verify it")
+    fetch.add_argument("dest", help="path or s3:// URI the dataset was published to")
+    fetch.add_argument("name", help="dataset name")
+    fetch.add_argument("--version", default=None, help="version (default: the latest)")
+    fetch.add_argument("--to", required=True, help="local folder to download into")
+    _add_store_args(fetch)
+    fetch.set_defaults(run=cmd_datasets_fetch)
     return parser
 
 

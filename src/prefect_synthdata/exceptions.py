@@ -66,3 +66,7 @@ class UnsafeArchiveError(SynthDataError):
 
 class DestinationError(SynthDataError):
     """The publish destination is unreachable, unwritable, or holds conflicting content."""
+
+
+class VersionConflictError(DestinationError):
+    """The dataset version is already published with different content."""

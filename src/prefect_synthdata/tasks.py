@@ -19,10 +19,11 @@ from pydantic import BaseModel
 from prefect_synthdata import batches
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import Manifest
-from prefect_synthdata.exceptions import TransientError
+from prefect_synthdata.destinations import open_destination
+from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
-from prefect_synthdata.storage import open_store
+from prefect_synthdata.storage import StoreOptions
 from prefect_synthdata.storage.publish import publish
 
 #: Extra listeners of batch status changes in this process (the CLI's progress bar).
@@ -124,12 +125,18 @@ def build_dataset(
     name="publish_dataset",
     retries=2,
     retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_transient,
+    retry_condition_fn=lambda task, run, state: (
+        not isinstance(
+            state.result(raise_on_failure=False), ConfigurationError | VersionConflictError
+        )
+    ),
     cache_policy=NO_CACHE,
 )
-def publish_dataset(dest: str, folder: Path, manifest: Manifest) -> tuple[str, int]:
+def publish_dataset(
+    dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
+) -> tuple[str, int]:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
-    result = publish(open_store(dest), folder, manifest)
+    result = publish(open_destination(dest, storage), folder, manifest)
     get_run_logger().info(
         "published %s (%d files written, %d already there)",
         result.uri,

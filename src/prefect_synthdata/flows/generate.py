@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field
 
 from prefect_synthdata import batches
 from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import BatchFailedError, NotFoundError
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.settings import SynthDataSettings
-from prefect_synthdata.storage import open_store
+from prefect_synthdata.storage import StoreOptions
 from prefect_synthdata.storage.publish import check_segment
 from prefect_synthdata.tasks import (
     DatasetInfo,
@@ -68,6 +69,10 @@ class GenerateRequest(BaseModel):
     dest: str = Field(
         default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI."
     )
+    storage: StoreOptions = Field(
+        default_factory=StoreOptions,
+        description="How to reach an s3:// destination (endpoint, credentials...).",
+    )
     poll_initial_seconds: float = Field(
         default_factory=lambda: _settings().poll_initial_seconds, gt=0
     )
@@ -96,7 +101,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     check_segment("name", request.name)
     if request.version is not None:
         check_segment("version", request.version)
-    store = open_store(request.dest)
+    store = open_destination(request.dest, request.storage)
     provider = request.provider.create()
     batch_request = batches.prepare_request(
         provider,
@@ -136,7 +141,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
 
     info = DatasetInfo(name=request.name, version=version, provider=provider.identity)
     manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
-    uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest)
+    uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest, request.storage)
     logger.info("dataset ready at %s", uri)
     return DatasetManifest(
         uri=uri,

@@ -13,12 +13,20 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Upload:
-    """One file to put at `key`, with its known size and sha256."""
+    """One file to put at `key`, with its known size and sha256 (hex)."""
 
     path: Path
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Download:
+    """One object at `key` to copy to the local file `path`."""
+
+    key: str
+    path: Path
 
 
 class ObjectStore(Protocol):
@@ -29,11 +37,11 @@ class ObjectStore(Protocol):
         ...
 
     def check_writable(self) -> None:
-        """Raise DestinationError unless objects can be written here (a preflight)."""
+        """Raise DestinationError unless objects can be listed, read and written here (a preflight)."""
         ...
 
-    def matches(self, key: str, size: int, sha256: str) -> bool:
-        """Whether `key` already holds exactly these bytes."""
+    def missing(self, uploads: list[Upload]) -> list[Upload]:
+        """The uploads whose key does not already hold exactly these bytes (by size and sha256)."""
         ...
 
     def upload_files(self, uploads: list[Upload]) -> None:
@@ -52,6 +60,6 @@ class ObjectStore(Protocol):
         """Names of the immediate child folders under `prefix` (sorted)."""
         ...
 
-    def download_file(self, key: str, path: Path) -> None:
-        """Copy the object at `key` to the local file `path`."""
+    def download_files(self, downloads: list[Download]) -> None:
+        """Copy each object to its local path; a file appears whole or not at all."""
         ...

@@ -18,11 +18,18 @@ from pathlib import Path
 
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import DestinationError
-from prefect_synthdata.storage.base import Upload
+from prefect_synthdata.storage.base import Download, Upload
 
 
-def _copy_to(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
+def replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(scratch)` on a scratch file beside `target`, then rename it over `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(scratch)
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 class LocalStore:
@@ -58,26 +65,23 @@ class LocalStore:
                 f"destination {self.root} is not writable: {exc.strerror or exc}"
             ) from exc
 
-    def matches(self, key: str, size: int, sha256: str) -> bool:
-        path = self._path(key)
-        return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
+    def _holds(self, upload: Upload) -> bool:
+        path = self._path(upload.key)
+        return (
+            path.is_file()
+            and path.stat().st_size == upload.size
+            and sha256_file(path) == upload.sha256
+        )
 
-    def _replace_into(self, key: str, write: Callable[[Path], object]) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            write(scratch)
-            os.replace(scratch, target)
-        finally:
-            scratch.unlink(missing_ok=True)
+    def missing(self, uploads: list[Upload]) -> list[Upload]:
+        return [upload for upload in uploads if not self._holds(upload)]
 
     def upload_files(self, uploads: list[Upload]) -> None:
         for upload in uploads:
-            self._replace_into(upload.key, partial(_copy_to, upload.path))
+            replace_atomically(self._path(upload.key), partial(shutil.copyfile, upload.path))
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._replace_into(key, lambda tmp: tmp.write_bytes(data))
+        replace_atomically(self._path(key), lambda tmp: tmp.write_bytes(data))
 
     def read_bytes(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -89,5 +93,6 @@ class LocalStore:
             return []
         return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def download_file(self, key: str, path: Path) -> None:
-        shutil.copyfile(self._path(key), path)
+    def download_files(self, downloads: list[Download]) -> None:
+        for download in downloads:
+            replace_atomically(download.path, partial(shutil.copyfile, self._path(download.key)))

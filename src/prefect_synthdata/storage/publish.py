@@ -16,18 +16,19 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_synthdata.dataset.manifest import MANIFEST, SUCCESS, Manifest
+from prefect_synthdata.dataset.manifest import MANIFEST, SUCCESS, FileEntry, Manifest, sha256_file
 from prefect_synthdata.exceptions import (
     ConfigurationError,
-    DestinationError,
     IntegrityError,
     NotFoundError,
+    VersionConflictError,
 )
-from prefect_synthdata.storage.base import ObjectStore, Upload
+from prefect_synthdata.storage.base import Download, ObjectStore, Upload
 
 LATEST = "LATEST"
 SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -59,42 +60,63 @@ class PublishResult:
     files_skipped: int
 
 
+def _is_plain_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
 def read_manifest(store: ObjectStore, name: str, version: str) -> Manifest | None:
-    """The manifest of a complete (`_SUCCESS`) version, else None."""
+    """The manifest of a complete (`_SUCCESS`) version, else None.
+
+    IntegrityError if `manifest.json` is not the one `_SUCCESS` vouches for, or lists
+    a path that would land outside the dataset folder.
+    """
     prefix = f"{name}/{version}"
-    if store.read_bytes(f"{prefix}/{SUCCESS}") is None:
+    marker = store.read_bytes(f"{prefix}/{SUCCESS}")
+    if marker is None:
         return None
     raw = store.read_bytes(f"{prefix}/{MANIFEST}")
-    return Manifest.model_validate_json(raw) if raw is not None else None
+    if raw is None or hashlib.sha256(raw).hexdigest() != marker.decode().strip():
+        raise IntegrityError(
+            f"{store.uri(prefix)}: {MANIFEST} is missing or does not match {SUCCESS}"
+        )
+    manifest = Manifest.model_validate_json(raw)
+    unsafe = [f.path for f in manifest.files if not _is_plain_relative(f.path)]
+    if unsafe:
+        raise IntegrityError(
+            f"{store.uri(prefix)}: {MANIFEST} lists a path outside the dataset: {unsafe[0]!r}"
+        )
+    return manifest
 
 
-def _point_latest(store: ObjectStore, manifest: Manifest) -> None:
-    """Point `<name>/LATEST` at this version (written only when it changes)."""
-    key, version = f"{manifest.name}/{LATEST}", manifest.version.encode()
-    if store.read_bytes(key) != version:
-        store.write_bytes(key, version)
+def _point_latest(store: ObjectStore, name: str, version: str) -> None:
+    if store.read_bytes(f"{name}/{LATEST}") != version.encode():
+        store.write_bytes(f"{name}/{LATEST}", version.encode())
 
 
 def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResult:
-    """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`."""
+    """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`.
+
+    An identical version already there makes this a no-op (nothing is written);
+    a different one is a VersionConflictError. Data files the store already holds
+    (same size and sha256) are skipped, so a publish that was interrupted resumes.
+    """
     prefix = f"{check_segment('name', manifest.name)}/{check_segment('version', manifest.version)}"
     existing = read_manifest(store, manifest.name, manifest.version)
     if existing is not None:
         if existing.content_sha256() != manifest.content_sha256():
-            raise DestinationError(
+            raise VersionConflictError(
                 f"{store.uri(prefix)} already holds a different dataset; choose another version"
             )
-        _point_latest(store, manifest)
+        _point_latest(store, manifest.name, manifest.version)
         return PublishResult(store.uri(prefix), 0, len(manifest.files))
-    pending = [
-        Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256)
-        for f in manifest.files
-        if not store.matches(f"{prefix}/{f.path}", f.size, f.sha256)
-    ]
+    pending = store.missing(
+        [Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256) for f in manifest.files]
+    )
     store.upload_files(pending)
     store.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_bytes())
     store.write_bytes(f"{prefix}/{SUCCESS}", manifest.sha256().encode())
-    _point_latest(store, manifest)
+    _point_latest(store, manifest.name, manifest.version)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
 
 
@@ -120,24 +142,35 @@ def latest_version(store: ObjectStore, name: str) -> str:
     return raw.decode().strip()
 
 
-def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path) -> Manifest:
-    """Download a complete version to `dest` and verify it against its manifest.
+def _holds(path: Path, entry: FileEntry) -> bool:
+    return (
+        path.is_file() and path.stat().st_size == entry.size and sha256_file(path) == entry.sha256
+    )
 
-    `version=None` means the latest one. Files already present and correct are kept.
+
+def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path) -> Manifest:
+    """Download a complete version to `dest` and verify every file against its manifest.
+
+    `version=None` means the latest one. Files already present and correct are kept,
+    so a training stage can call this on every start and pay only for what changed.
+
+    Example:
+        >>> from prefect_synthdata.storage import open_store
+        >>> fetch_dataset(open_store("s3://bucket/datasets"), "demo", None, Path("data"))  # doctest: +SKIP
     """
     version = version or latest_version(store, name)
     manifest = read_manifest(store, name, version)
     if manifest is None:
         raise NotFoundError(f"{store.uri(f'{name}/{version}')} is not a complete dataset")
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in manifest.files:
-        target = dest / entry.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not (target.is_file() and target.stat().st_size == entry.size):
-            store.download_file(f"{name}/{version}/{entry.path}", target)
+    stale = [entry for entry in manifest.files if not _holds(dest / entry.path, entry)]
+    store.download_files(
+        [Download(f"{name}/{version}/{entry.path}", dest / entry.path) for entry in stale]
+    )
+    bad = [entry.path for entry in stale if not _holds(dest / entry.path, entry)]
+    if bad:
+        raise IntegrityError(
+            f"dataset {name}/{version} fetched to {dest}: {len(bad)} file(s) do not match the manifest, "
+            f"e.g. {bad[0]}"
+        )
     (dest / MANIFEST).write_bytes(manifest.to_bytes())
-    try:
-        manifest.verify(dest)
-    except IntegrityError as exc:
-        raise IntegrityError(f"dataset {name}/{version} fetched to {dest}: {exc}") from exc
     return manifest

@@ -1,0 +1,87 @@
+"""End to end: the generate flow and the CLI publishing to S3 (moto over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pycocotools.coco import COCO
+
+from prefect_synthdata.cli import main
+from prefect_synthdata.exceptions import DestinationError
+from prefect_synthdata.flows import GenerateRequest, generate_dataset
+from prefect_synthdata.storage import StoreOptions, open_store
+from prefect_synthdata.storage.publish import fetch_dataset, list_datasets
+
+SMALL = {"width": 64, "height": 64}
+
+
+def test_generate_flow_publishes_to_s3(
+    bucket: str, s3_options: StoreOptions, tmp_path: Path
+) -> None:
+    request = GenerateRequest(
+        num_jobs=2,
+        params=SMALL,
+        name="shapes-s3",
+        dest=f"s3://{bucket}/datasets",
+        storage=s3_options,
+    )
+    first = generate_dataset(request)
+    assert first.uri == f"s3://{bucket}/datasets/shapes-s3/{first.version}"
+    assert first.files_uploaded > 0
+    store = open_store(request.dest, s3_options)
+    assert list_datasets(store) == {"shapes-s3": [first.version]}
+
+    fetch_dataset(store, "shapes-s3", None, tmp_path / "train")
+    coco = COCO(str(tmp_path / "train" / "annotations.coco.json"))
+    assert len(coco.getImgIds()) == first.num_images
+    assert all(
+        (tmp_path / "train" / img["file_name"]).is_file() for img in coco.loadImgs(coco.getImgIds())
+    )
+
+
+def test_generate_flow_refuses_a_missing_bucket_before_any_work(
+    s3_options: StoreOptions, synthdata_home: Path
+) -> None:
+    request = GenerateRequest(
+        num_jobs=1, params=SMALL, dest="s3://no-such-bucket/ds", storage=s3_options
+    )
+    with pytest.raises(DestinationError, match="does not exist"):
+        generate_dataset(request)
+    assert not (synthdata_home / "work").exists()
+    assert not (synthdata_home / "local").exists()
+
+
+def test_cli_generate_ls_and_fetch_on_s3(
+    bucket: str, moto_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = f"s3://{bucket}/cli"
+    endpoint = ["--endpoint-url", moto_endpoint]
+    args = [
+        "--jobs",
+        "1",
+        "--param",
+        "width=64",
+        "--param",
+        "height=64",
+        "--name",
+        "cli-demo",
+        "--version",
+        "v1",
+    ]
+    assert main(["generate", *args, "--dest", dest, *endpoint]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"{dest}/cli-demo/v1")
+
+    assert (
+        main(["datasets", "fetch", dest, "cli-demo", "--to", str(tmp_path / "data"), *endpoint])
+        == 0
+    )
+    assert "files verified" in capsys.readouterr().out
+    assert (tmp_path / "data" / "manifest.json").is_file()
+
+    assert main(["datasets", "ls", dest, "--json", *endpoint]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cli-demo": ["v1"]}
+
+    assert main(["datasets", "ls", f"s3://no-such-bucket-{bucket[-8:]}", *endpoint]) == 2
+    assert "does not exist" in capsys.readouterr().err
