@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from prefect_synthdata.exceptions import IntegrityError
 
@@ -59,7 +59,7 @@ class Manifest(BaseModel):
     num_images: int
     num_annotations: int
     categories: list[str]
-    job_ids: list[str]
+    job_ids: list[str] = Field(default_factory=list)
     job_params: list[dict[str, Any]]
     files: list[FileEntry]
 

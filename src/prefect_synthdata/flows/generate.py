@@ -101,7 +101,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     check_segment("name", request.name)
     if request.version is not None:
         check_segment("version", request.version)
-    store = open_destination(request.dest, request.storage)
+    open_destination(request.dest, request.storage).check_writable()
     provider = request.provider.create()
     batch_request = batches.prepare_request(
         provider,
@@ -112,7 +112,6 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
         request.seed,
         request.randomize,
     )
-    store.check_writable()
     version = request.version or batch_request.key[:12]
 
     batch = submit_batch(request.provider, batch_request)
