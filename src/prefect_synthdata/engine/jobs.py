@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prefect_synthdata.engine.allocator import tune_allocator
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import NotFoundError
@@ -266,7 +267,9 @@ class JobService:
     def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=tune_allocator,
             )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it
