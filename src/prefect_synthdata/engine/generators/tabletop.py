@@ -388,8 +388,8 @@ class TabletopGenerator(Generator):
                     i + 1, solid, camera, rays, light, tbuf, iseg, shade, ambient, w, h
                 )
             rgb = albedo * shade[None]
-            depth = np.minimum(tbuf * mm_per_unit, np.float32(65535))  # sky: inf -> 65535 -> 0 below
-            depth[depth == 65535] = 0
+            depth = np.minimum(tbuf * mm_per_unit, np.float32(65535))
+            depth[depth == 65535] = 0  # sky (inf) and beyond 65.5 m: no depth
             np.rint(depth, out=depth)
             frame_rng = np.random.default_rng([seed, index, 1])
             yield Frame(
@@ -440,7 +440,9 @@ class TabletopGenerator(Generator):
         foggy_rows = np.flatnonzero((t_ground > fog_start).any(axis=1))
         if foggy_rows.size:
             rows = slice(0, int(foggy_rows[-1]) + 1)
-            fog = np.clip((t_ground[rows] - fog_start) / (3 * fog_start), np.float32(0), np.float32(1))
+            fog = np.clip(
+                (t_ground[rows] - fog_start) / (3 * fog_start), np.float32(0), np.float32(1)
+            )
             sky = np.array([200, 215, 235], np.float32)
             for c in range(3):
                 table[c, rows] += fog * (sky[c] - table[c, rows])
