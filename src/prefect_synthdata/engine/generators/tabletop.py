@@ -25,6 +25,7 @@ from prefect_synthdata.engine.generators.base import (
     common_params,
     param,
 )
+from prefect_synthdata.engine.generators.motion import bounce
 from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
 from prefect_synthdata.params import GeneratorSpec
 
@@ -345,18 +346,14 @@ class TabletopGenerator(Generator):
         colours = [
             jitter_colour(PALETTE[s.kind], float(params["colour_jitter"]), rng) for s in solids
         ]
-        speed = float(params["motion"]) * float(params["camera_distance"])
+        reach = float(params["camera_distance"])  # objects slide inside [-reach, reach]^2
+        starts = np.array([[s.x + reach, s.y + reach] for s in solids]).reshape(-1, 2)
+        velocities = velocities * float(params["motion"]) * reach
         for index in range(self.frame_count(params, is_preview)):
+            positions = bounce(starts, velocities, index, np.array([2 * reach, 2 * reach])) - reach
             moved = [
-                Solid(
-                    s.kind,
-                    s.x + v[0] * speed * index,
-                    s.y + v[1] * speed * index,
-                    s.yaw,
-                    s.radius,
-                    s.height,
-                )
-                for s, v in zip(solids, velocities, strict=True)
+                Solid(s.kind, float(x), float(y), s.yaw, s.radius, s.height)
+                for s, (x, y) in zip(solids, positions, strict=True)
             ]
             albedo, shade, tbuf = albedo0.copy(), shade0.copy(), t_ground.copy()
             iseg = np.zeros((h, w), np.uint16)
