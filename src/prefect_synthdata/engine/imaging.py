@@ -71,7 +71,7 @@ def texture(
         weight = (0.5 + 0.5 * value_noise(h, w, rng)).astype(np.float32)
     else:
         raise ValueError(f"unknown texture {kind!r}; known: {TEXTURES}")
-    weight *= np.float32(contrast)
+    weight *= np.float32(0.5)
     out = np.empty((3, h, w), np.float32)
     for c in range(3):
         np.multiply(weight, other[c] - base[c], out=out[c])
