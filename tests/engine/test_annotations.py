@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from prefect_synthdata.engine.annotate import instance_annotations
 from prefect_synthdata.engine.generators import GENERATORS, get_generator
+from prefect_synthdata.params import check_job, sample_unspecified
 from tests.engine.conftest import read_png, render, small_params
 
 CROWDED = {
@@ -126,3 +130,20 @@ def test_tabletop_depth_is_metric_and_sky_is_zero(tmp_path: Path) -> None:
     # the table recedes: depth grows towards the horizon (up the image) below it
     column = depth[:, 0][depth[:, 0] > 0]
     assert column[0] > column[-1]
+
+
+@pytest.mark.parametrize("generator", sorted(GENERATORS))
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_randomly_sampled_jobs_stay_exact(generator: str, seed: int) -> None:
+    spec = get_generator(generator).spec
+    params = sample_unspecified(spec, {"width": 64, "height": 48, "frames": 2}, random.Random(seed))
+    assert check_job(spec, params)[1] == []
+    for frame in get_generator(generator).render_frames(params, is_preview=False):
+        assert frame.rgb.shape == (48, 64, 3)
+        for ann in instance_annotations(
+            frame.iseg, frame.instances, params["min_visible_pixels"], params["min_visibility"]
+        ):
+            expected = frame.iseg == ann["instance_id"]
+            assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), expected)
+            assert ann["area"] == int(expected.sum()) >= params["min_visible_pixels"]

@@ -52,8 +52,14 @@ def test_renders_in_worker_processes_scaled_to_cores(provider: LocalProvider) ->
     run(provider, "shapes", [SMALL, SMALL, SMALL], "pool")
     pids = provider.service.worker_pids()
     assert pids and os.getpid() not in pids and len(pids) <= 2
-    assert JobService.__init__.__defaults__ == (None,)  # workers default to the cores...
-    assert default_workers() == len(os.sched_getaffinity(0))  # ...this process may use
+
+
+def test_the_pool_defaults_to_one_worker_per_usable_core(tmp_path: Path) -> None:
+    service = JobService(tmp_path)  # the pool itself starts with the first job
+    try:
+        assert service.workers == default_workers() == len(os.sched_getaffinity(0))
+    finally:
+        service.close()
 
 
 def test_a_new_service_sees_earlier_batches_and_results(tmp_path: Path) -> None:

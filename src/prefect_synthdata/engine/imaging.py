@@ -42,12 +42,10 @@ def value_noise(
     return total / weight
 
 
-def texture(
-    kind: str, h: int, w: int, rng: np.random.Generator, contrast: float = 0.5
-) -> np.ndarray:
+def texture(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A planar (3, h, w) float32 texture in 0-255 between two random colours.
 
-    `kind` is one of `TEXTURES`; `contrast` (0-1) scales how far the pattern swings.
+    `kind` is one of `TEXTURES`; the pattern swings half way from one colour to the other.
     """
     base = rng.uniform(40, 215, size=3).astype(np.float32)
     other = rng.uniform(40, 215, size=3).astype(np.float32)
@@ -71,7 +69,7 @@ def texture(
         weight = (0.5 + 0.5 * value_noise(h, w, rng)).astype(np.float32)
     else:
         raise ValueError(f"unknown texture {kind!r}; known: {TEXTURES}")
-    weight *= np.float32(contrast)
+    weight *= np.float32(0.5)
     out = np.empty((3, h, w), np.float32)
     for c in range(3):
         np.multiply(weight, other[c] - base[c], out=out[c])

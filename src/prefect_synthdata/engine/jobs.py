@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prefect_synthdata.engine.allocator import tune_allocator
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import NotFoundError
@@ -51,7 +52,6 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -120,10 +120,7 @@ class JobService:
             return cursor.fetchall()
 
     def _batch_ref(self, row: sqlite3.Row) -> BatchRef:
-        job_ids = [
-            r["id"]
-            for r in self._query("SELECT id FROM jobs WHERE batch_id=? ORDER BY idx", (row["id"],))
-        ]
+        job_ids = [r["id"] for r in self._query("SELECT id FROM jobs WHERE batch_id=? ORDER BY idx", (row["id"],))]
         return BatchRef(
             batch_id=row["id"],
             name=row["name"],
@@ -135,8 +132,7 @@ class JobService:
     def find_batch(self, owner: str, name: str) -> BatchRef | None:
         """The newest batch of `owner` called `name`, if any."""
         rows = self._query(
-            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1",
-            (owner, name),
+            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1", (owner, name)
         )
         return self._batch_ref(rows[0]) if rows else None
 
@@ -151,15 +147,10 @@ class JobService:
         """Every job's state in one read; adopts orphaned jobs on the way."""
         self.get_batch(owner, batch_id)
         self.adopt_orphans(batch_id)
-        rows = self._query(
-            "SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,)
-        )
+        rows = self._query("SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,))
         return BatchStatus(
             batch_id=batch_id,
-            jobs=[
-                JobStatus(job_id=r["id"], state=JobState(r["state"]), error=r["error"])
-                for r in rows
-            ],
+            jobs=[JobStatus(job_id=r["id"], state=JobState(r["state"]), error=r["error"]) for r in rows],
         )
 
     def job_params(self, job_id: str) -> dict[str, Any]:
@@ -220,14 +211,7 @@ class JobService:
             self._db.executemany(
                 "INSERT INTO jobs (id, batch_id, idx, params, frames, state) VALUES (?,?,?,?,?,?)",
                 [
-                    (
-                        str(uuid.uuid4()),
-                        batch_id,
-                        i,
-                        json.dumps(p),
-                        gen.frame_count(p, is_preview),
-                        JobState.QUEUED,
-                    )
+                    (str(uuid.uuid4()), batch_id, i, json.dumps(p), gen.frame_count(p, is_preview), JobState.QUEUED)
                     for i, p in enumerate(jobs)
                 ],
             )
@@ -247,9 +231,7 @@ class JobService:
         me = os.getpid()
         for row in rows:
             runner = row["runner"]
-            if row["id"] in self._inflight or (
-                runner is not None and runner != me and _pid_alive(runner)
-            ):
+            if row["id"] in self._inflight or (runner is not None and runner != me and _pid_alive(runner)):
                 continue
             with self._lock:
                 claimed = self._db.execute(
@@ -257,16 +239,16 @@ class JobService:
                     (me, JobState.RUNNING, row["id"], runner),
                 ).rowcount
             if claimed:
-                self._start(
-                    row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"])
-                )
+                self._start(row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"]))
                 started += 1
         return started
 
     def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=tune_allocator,
             )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it
@@ -279,11 +261,7 @@ class JobService:
     def _finish(self, job_id: str, future: Future[None] | None) -> None:
         exc = None
         if future is not None:
-            exc = (
-                BrokenProcessPool("render pool shut down")
-                if future.cancelled()
-                else future.exception()
-            )
+            exc = BrokenProcessPool("render pool shut down") if future.cancelled() else future.exception()
         with self._lock:
             self._inflight.pop(job_id, None)
             if isinstance(exc, BrokenProcessPool):  # the worker died, not the job: retry it
@@ -291,20 +269,13 @@ class JobService:
                 self._db.execute(
                     "UPDATE jobs SET state=CASE WHEN attempts < ? THEN ? ELSE ? END, runner=NULL,"
                     " error=? WHERE id=?",
-                    (
-                        MAX_ATTEMPTS,
-                        JobState.QUEUED,
-                        JobState.FAILED,
-                        f"worker process died: {exc}",
-                        job_id,
-                    ),
+                    (MAX_ATTEMPTS, JobState.QUEUED, JobState.FAILED, f"worker process died: {exc}", job_id),
                 )
                 return
             error = f"{type(exc).__name__}: {exc}" if exc else None
             state = JobState.FAILED if error else JobState.SUCCEEDED
             self._db.execute(
-                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?",
-                (state, error, _now(), job_id),
+                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?", (state, error, _now(), job_id)
             )
 
     def wait(self, batch_id: str, timeout: float, owner: str | None = None) -> BatchStatus:

@@ -133,7 +133,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             "motion",
             "float",
             0.01,
-            "Object speed in video jobs, fraction of the image per frame.",
+            "Object speed in video jobs, fraction of the view per frame.",
             min=0.0,
             max=0.1,
         ),

@@ -21,6 +21,7 @@ from prefect_synthdata.engine.generators.base import (
     common_params,
     param,
 )
+from prefect_synthdata.engine.generators.motion import bounce
 from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
 from prefect_synthdata.params import GeneratorSpec
 
@@ -81,17 +82,6 @@ def shape_mask(kind: int, size: float, angle: float, ys: np.ndarray, xs: np.ndar
     if kind == 4:  # five-pointed star
         return np.sqrt(rho2) <= size * (0.62 + 0.38 * np.cos(5 * np.arctan2(v, u)))
     return (rho2 <= size * size) & (rho2 >= (0.55 * size) ** 2)  # ring
-
-
-def bounce(start: np.ndarray, velocity: np.ndarray, t: float, limit: np.ndarray) -> np.ndarray:
-    """Positions at time `t` of points moving at `velocity` inside [0, limit], reflecting at the walls.
-
-    Example:
-        >>> bounce(np.array([8.0]), np.array([3.0]), 1, np.array([10.0])).tolist()
-        [9.0]
-    """
-    q = np.mod(start + velocity * t, 2 * limit)
-    return np.where(q <= limit, q, 2 * limit - q)
 
 
 class ShapesGenerator(Generator):

@@ -25,12 +25,14 @@ from prefect_synthdata.engine.generators.base import (
     common_params,
     param,
 )
+from prefect_synthdata.engine.generators.motion import bounce
 from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
 from prefect_synthdata.params import GeneratorSpec
 
 CATEGORIES = ["sphere", "box", "cylinder", "cone"]
 PALETTE = np.array([[210, 70, 60], [230, 190, 60], [70, 150, 210], [90, 180, 90]], np.float32)
 EPS = 1e-4
+CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (0, 1)], np.float64)
 Vec = tuple[Any, Any, Any]  # x, y, z: each a float32 array or a scalar
 Hit = tuple[np.ndarray, Vec | None]  # ray parameters and normals
 
@@ -170,10 +172,7 @@ class Solid:
     def corners(self) -> np.ndarray:
         """The 8 corners of a world box enclosing the solid."""
         r = self.radius * (1.5 if self.kind == 1 else 1.0)  # a yawed box reaches sqrt(2) further
-        xs, ys, zs = np.meshgrid(
-            [self.x - r, self.x + r], [self.y - r, self.y + r], [0.0, self.height]
-        )
-        return np.stack([xs.ravel(), ys.ravel(), zs.ravel()], 1)
+        return CORNERS * [r, r, self.height] + [self.x, self.y, 0.0]
 
     def intersect(self, origin: Vec, direction: Vec, normals: bool = True) -> Hit:
         """Ray parameter of the first hit (inf on a miss) and, if asked, the unit normal there.
@@ -319,6 +318,7 @@ class TabletopGenerator(Generator):
             float(params["camera_distance"]), float(params["fov"]), w, h,
         )  # fmt: skip
         rays, cosine = camera.rays(h, w)
+        mm_per_unit = cosine * np.float32(1000)  # ray parameter -> depth along the axis in mm
         eye: Vec = (
             np.float32(camera.position[0]),
             np.float32(camera.position[1]),
@@ -346,18 +346,14 @@ class TabletopGenerator(Generator):
         colours = [
             jitter_colour(PALETTE[s.kind], float(params["colour_jitter"]), rng) for s in solids
         ]
-        speed = float(params["motion"]) * float(params["camera_distance"])
+        reach = float(params["camera_distance"])  # objects slide inside [-reach, reach]^2
+        starts = np.array([[s.x + reach, s.y + reach] for s in solids]).reshape(-1, 2)
+        velocities = velocities * float(params["motion"]) * reach
         for index in range(self.frame_count(params, is_preview)):
+            positions = bounce(starts, velocities, index, np.array([2 * reach, 2 * reach])) - reach
             moved = [
-                Solid(
-                    s.kind,
-                    s.x + v[0] * speed * index,
-                    s.y + v[1] * speed * index,
-                    s.yaw,
-                    s.radius,
-                    s.height,
-                )
-                for s, v in zip(solids, velocities, strict=True)
+                Solid(s.kind, float(x), float(y), s.yaw, s.radius, s.height)
+                for s, (x, y) in zip(solids, positions, strict=True)
             ]
             albedo, shade, tbuf = albedo0.copy(), shade0.copy(), t_ground.copy()
             iseg = np.zeros((h, w), np.uint16)
@@ -389,7 +385,9 @@ class TabletopGenerator(Generator):
                     i + 1, solid, camera, rays, light, tbuf, iseg, shade, ambient, w, h
                 )
             rgb = albedo * shade[None]
-            depth = np.where(np.isfinite(tbuf), np.rint(np.minimum(tbuf * cosine * 1000, 65535)), 0)
+            depth = np.minimum(tbuf * mm_per_unit, np.float32(65535))
+            depth[depth == 65535] = 0  # sky (inf) and beyond 65.5 m: no depth
+            np.rint(depth, out=depth)
             frame_rng = np.random.default_rng([seed, index, 1])
             yield Frame(
                 rgb=apply_sensor(rgb, float(params["blur"]), float(params["noise_std"]), frame_rng),
@@ -420,8 +418,7 @@ class TabletopGenerator(Generator):
         height = np.float32(camera.position[2])
         with np.errstate(divide="ignore"):
             t_ground = np.where(rays[2] < -1e-6, -height / rays[2], np.float32(np.inf))
-        finite = np.isfinite(t_ground)
-        t_safe = np.where(finite, t_ground, np.float32(0))
+        t_safe = np.where(np.isfinite(t_ground), t_ground, np.float32(0))
         bits = 8  # a 256 x 256 texture, tiled mirrored so there are no seams
         size = 1 << bits
         tex = texture(str(params["table_texture"]), size, size, rng).reshape(3, -1)
@@ -435,12 +432,17 @@ class TabletopGenerator(Generator):
             coord &= size - 1
             index |= coord << shift
         table = tex.take(index, axis=1)
+        # fog towards the horizon; far table (and sky) only occur in the upper rows
         fog_start = np.float32(3.0 * float(params["camera_distance"]))
-        fog = np.clip((t_ground - fog_start) / (3 * fog_start), np.float32(0), np.float32(1))
-        fog[~finite] = 1
-        sky = np.array([200, 215, 235], np.float32)
-        for c in range(3):
-            table[c] += fog * (sky[c] - table[c])
+        foggy_rows = np.flatnonzero((t_ground > fog_start).any(axis=1))
+        if foggy_rows.size:
+            rows = slice(0, int(foggy_rows[-1]) + 1)
+            fog = np.clip(
+                (t_ground[rows] - fog_start) / (3 * fog_start), np.float32(0), np.float32(1)
+            )
+            sky = np.array([200, 215, 235], np.float32)
+            for c in range(3):
+                table[c, rows] += fog * (sky[c] - table[c, rows])
         return t_ground, table
 
     @staticmethod
