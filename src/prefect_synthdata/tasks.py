@@ -1,5 +1,6 @@
 """Prefect tasks: thin wrappers over `batches`, `dataset` and `storage` that add
-retries, caching, logging and status listeners.
+retries, caching, logging, status listeners, events (`prefect_synthdata.events`) and
+artifacts (`prefect_synthdata.artifacts`).
 
 Example:
     >>> from prefect_synthdata.tasks import submit_batch, wait_for_batch  # doctest: +SKIP
@@ -15,9 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from prefect_synthdata import batches
+from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
-from prefect_synthdata.dataset.manifest import Manifest
+from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
 from prefect_synthdata.exceptions import TransientError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
@@ -46,20 +47,34 @@ def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
     batch, adopted = batches.submit_idempotent(provider.create(), request)
     verb = "adopted existing" if adopted else "submitted"
     get_run_logger().info("%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name)
+    events.emit_batch_submitted(batch, adopted)
     return batch
 
 
 @task(name="wait_for_batch", cache_policy=NO_CACHE)
 def wait_for_batch(provider: ProviderConfig, batch: BatchRef, policy: batches.PollPolicy) -> BatchStatus:
-    """Poll the batch-level status until every job is finished; logs only changes."""
+    """Poll the batch-level status until every job is finished; logs only changes.
+
+    Keeps a progress artifact up to date, records a table of the jobs' outcomes and
+    emits `prefect-synthdata.batch.completed` or `.failed`.
+    """
     logger = get_run_logger()
+    progress = artifacts.BatchProgress(batch)
 
     def on_change(status: BatchStatus) -> None:
         logger.info("batch %s: %s", batch.batch_id, status.counts())
+        progress(status)
         for listener in STATUS_LISTENERS:
             listener(status)
 
-    return batches.poll_until_done(provider.create(), batch, policy, on_change)
+    try:
+        status = batches.poll_until_done(provider.create(), batch, policy, on_change)
+    except Exception as exc:
+        events.emit_batch_error(batch, exc)
+        raise
+    artifacts.jobs_table(batch, status)
+    events.emit_batch_finished(batch, status)
+    return status
 
 
 @task(
@@ -103,11 +118,34 @@ def build_dataset(batch: BatchRef, job_dirs: list[Path], out_dir: Path, info: Da
     return manifest
 
 
+def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> DatasetManifest:
+    """What a flow reports about a dataset published at `uri`."""
+    return DatasetManifest(
+        uri=uri,
+        name=manifest.name,
+        version=manifest.version,
+        batch_id=manifest.batch_id,
+        generator=manifest.generator,
+        num_images=manifest.num_images,
+        num_annotations=manifest.num_annotations,
+        categories=manifest.categories,
+        manifest_sha256=manifest.sha256(),
+        content_sha256=manifest.content_sha256(),
+        files_uploaded=files_uploaded,
+    )
+
+
 @task(name="publish_dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def publish_dataset(dest: str, folder: Path, manifest: Manifest) -> tuple[str, int]:
-    """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
+    """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
+
+    Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset.
+    """
     result = publish(open_store(dest), folder, manifest)
     get_run_logger().info(
         "published %s (%d files written, %d already there)", result.uri, result.files_uploaded, result.files_skipped
     )
+    dataset = published_dataset(manifest, result.uri, result.files_uploaded)
+    artifacts.dataset_link(dataset)
+    events.emit_dataset_published(dataset)
     return result.uri, result.files_uploaded

@@ -9,23 +9,21 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from prefect_synthdata import batches
+from prefect_synthdata import artifacts
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.exceptions import BatchFailedError
-from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import open_store
-from prefect_synthdata.storage.publish import check_segment
 from prefect_synthdata.tasks import (
     DatasetInfo,
     build_dataset,
     download_batch,
     publish_dataset,
+    published_dataset,
     submit_batch,
     wait_for_batch,
 )
@@ -35,34 +33,11 @@ def _settings() -> SynthDataSettings:
     return SynthDataSettings()
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
     """Everything a generate-and-publish run needs; the Prefect UI renders it as a form."""
 
-    provider: ProviderConfig = Field(default_factory=ProviderConfig, description="Generation service.")
-    generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
-    num_jobs: int = Field(default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Parameters applied to every job.")
-    job_params: list[dict[str, Any]] | None = Field(
-        default=None, description="Per-job parameters (one dict a job), merged over `params`."
-    )
-    is_preview: bool = Field(default=False, description="Render one preview frame per job.")
-    seed: int = Field(default=0, ge=0, description="Seed from which each job's scene seed is drawn.")
-    randomize: bool = Field(
-        default=False, description="Sample every unspecified parameter within its bounds (Infinity rules)."
-    )
-    name: str = Field(default="synthetic-shapes", description="Dataset name (also the batch label).")
-    version: str | None = Field(default=None, description="Dataset version; default: derived from the request.")
     dest: str = Field(default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI.")
-    poll_initial_seconds: float = Field(default_factory=lambda: _settings().poll_initial_seconds, gt=0)
-    poll_cap_seconds: float = Field(default_factory=lambda: _settings().poll_cap_seconds, gt=0)
-    deadline_seconds: float = Field(default_factory=lambda: _settings().deadline_seconds, gt=0)
     shard_size: int = Field(default_factory=lambda: _settings().shard_size, ge=1, description="Jobs per download task.")
-
-    def jobs(self) -> list[dict[str, Any]]:
-        """The per-job parameter dicts this request asks for."""
-        if self.job_params is not None:
-            return [{**self.params, **job} for job in self.job_params]
-        return [dict(self.params) for _ in range(self.num_jobs)]
 
 
 @flow(name="generate-dataset", log_prints=False)
@@ -74,43 +49,29 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     the same batch, downloads nothing again and publishes nothing new.
     """
     logger = get_run_logger()
-    check_segment("name", request.name)
-    if request.version is not None:
-        check_segment("version", request.version)
+    request.check_names()
     store = open_store(request.dest)
     store.check_writable()
-    provider = request.provider.create()
-    batch_request = batches.prepare_request(
-        provider, request.generator, request.jobs(), request.is_preview, request.name, request.seed, request.randomize
-    )
-    version = request.version or batch_request.key[:12]
+    provider_config = request.provider_config()
+    provider = provider_config.create()
+    batch_request = request.prepare(provider)
+    version = request.dataset_version(batch_request)
 
-    batch = submit_batch(request.provider, batch_request)
-    policy = batches.PollPolicy(request.poll_initial_seconds, request.poll_cap_seconds, request.deadline_seconds)
-    status = wait_for_batch(request.provider, batch, policy)
+    batch = submit_batch(provider_config, batch_request)
+    status = wait_for_batch(provider_config, batch, request.poll_policy())
     if status.failed:
         details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
         raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
 
     work_dir = _settings().home / "work" / batch.name
     shards = [batch.job_ids[i : i + request.shard_size] for i in range(0, len(batch.job_ids), request.shard_size)]
-    futures = [download_batch.submit(request.provider, batch, shard, work_dir / "jobs") for shard in shards]
+    futures = [download_batch.submit(provider_config, batch, shard, work_dir / "jobs") for shard in shards]
     job_dirs = [folder for future in futures for folder in future.result()]
 
     info = DatasetInfo(name=request.name, version=version, provider=provider.identity)
     manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
     uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest)
     logger.info("dataset ready at %s", uri)
-    return DatasetManifest(
-        uri=uri,
-        name=manifest.name,
-        version=manifest.version,
-        batch_id=manifest.batch_id,
-        generator=manifest.generator,
-        num_images=manifest.num_images,
-        num_annotations=manifest.num_annotations,
-        categories=manifest.categories,
-        manifest_sha256=manifest.sha256(),
-        content_sha256=manifest.content_sha256(),
-        files_uploaded=uploaded,
-    )
+    dataset = published_dataset(manifest, uri, uploaded)
+    artifacts.run_summary(dataset, provider.identity, len(batch.job_ids))
+    return dataset
