@@ -9,7 +9,9 @@ Example:
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from datetime import UTC, date
+
+from prefect import flow, get_run_logger, runtime
 from pydantic import Field
 
 from prefect_synthdata import artifacts
@@ -38,6 +40,22 @@ class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
 
     dest: str = Field(default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI.")
     shard_size: int = Field(default_factory=lambda: _settings().shard_size, ge=1, description="Jobs per download task.")
+    seed_per_day: bool = Field(
+        default=False,
+        description="Add the run's scheduled date (YYYYMMDD, UTC) to seed: each nightly run renders new "
+        "scenes, while a retry of the same night's run repeats them.",
+    )
+
+    def for_day(self, day: date) -> GenerateRequest:
+        """The request as run on `day`: with `seed_per_day`, the seed moves with the date.
+
+        Example:
+            >>> GenerateRequest(seed=1, seed_per_day=True).for_day(date(2026, 1, 2)).seed
+            20260103
+        """
+        if not self.seed_per_day:
+            return self
+        return self.model_copy(update={"seed": self.seed + int(day.strftime("%Y%m%d")), "seed_per_day": False})
 
 
 @flow(name="generate-dataset", log_prints=False)
@@ -49,6 +67,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     the same batch, downloads nothing again and publishes nothing new.
     """
     logger = get_run_logger()
+    request = request.for_day(runtime.flow_run.scheduled_start_time.astimezone(UTC).date())
     request.check_names()
     store = open_store(request.dest)
     store.check_writable()
