@@ -19,12 +19,12 @@ import yaml
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from prefect import serve  # noqa: E402
-from prefect.deployments.runner import RunnerDeployment  # noqa: E402
-from prefect.events import DeploymentTriggerTypes  # noqa: E402
-from prefect.flows import load_flow_from_entrypoint  # noqa: E402
-from prefect.schedules import Cron  # noqa: E402
-from pydantic import TypeAdapter  # noqa: E402
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentTriggerTypes
+from prefect.flows import load_flow_from_entrypoint
+from prefect.schedules import Cron
+from pydantic import TypeAdapter
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 TRIGGERS: TypeAdapter[DeploymentTriggerTypes] = TypeAdapter(DeploymentTriggerTypes)
@@ -35,7 +35,9 @@ def runner_deployment(spec: dict[str, Any]) -> RunnerDeployment:
     flow = load_flow_from_entrypoint(spec["entrypoint"])
     triggers = []
     for index, trigger in enumerate(spec.get("triggers", []), start=1):
-        triggers.append(TRIGGERS.validate_python({"name": f"{spec['name']}__automation_{index}", **trigger}))
+        triggers.append(
+            TRIGGERS.validate_python({"name": f"{spec['name']}__automation_{index}", **trigger})
+        )
     return flow.to_deployment(
         name=spec["name"],
         description=spec.get("description"),

@@ -13,7 +13,9 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -28,6 +30,14 @@ from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.models import BatchRef, BatchStatus
 
 MAX_TABLE_ROWS = 1000
+
+
+def call_sync(function: Callable[..., Any], *args: Any, **kwargs: Any) -> UUID:
+    """Call one of Prefect's artifact functions synchronously, even from async code.
+
+    They dispatch on the caller's context and would return a coroutine there.
+    """
+    return cast(UUID, function(*args, _sync=True, **kwargs))
 
 
 def artifact_key(*parts: str) -> str:
@@ -51,11 +61,14 @@ class BatchProgress:
         percent = 100.0 * (len(status.jobs) - status.remaining) / total
         description = f"Batch `{self.batch.name}`: {len(status.jobs) - status.remaining}/{len(status.jobs)} jobs finished"
         if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(
-                percent, key=artifact_key("batch", self.batch.batch_id, "progress"), description=description
+            self.artifact_id = call_sync(
+                create_progress_artifact,
+                percent,
+                key=artifact_key("batch", self.batch.batch_id, "progress"),
+                description=description,
             )
         else:
-            update_progress_artifact(self.artifact_id, percent, description=description)
+            call_sync(update_progress_artifact, self.artifact_id, percent, description=description)
 
 
 def jobs_table(batch: BatchRef, status: BatchStatus) -> UUID:
@@ -64,8 +77,13 @@ def jobs_table(batch: BatchRef, status: BatchStatus) -> UUID:
         {"index": index, "job_id": job.job_id, "state": job.state.value, "error": job.error or ""}
         for index, job in enumerate(status.jobs[:MAX_TABLE_ROWS])
     ]
-    shown = "" if len(status.jobs) <= MAX_TABLE_ROWS else f" (first {MAX_TABLE_ROWS} of {len(status.jobs)})"
-    return create_table_artifact(
+    shown = (
+        ""
+        if len(status.jobs) <= MAX_TABLE_ROWS
+        else f" (first {MAX_TABLE_ROWS} of {len(status.jobs)})"
+    )
+    return call_sync(
+        create_table_artifact,
         rows,
         key=artifact_key("batch", batch.batch_id, "jobs"),
         description=f"Jobs of batch `{batch.name}`{shown}: {status.counts()}",
@@ -75,7 +93,8 @@ def jobs_table(batch: BatchRef, status: BatchStatus) -> UUID:
 def dataset_link(dataset: DatasetManifest) -> UUID:
     """A link artifact to the published dataset (a `file://` link for local folders)."""
     link = dataset.uri if "://" in dataset.uri else Path(dataset.uri).as_uri()
-    return create_link_artifact(
+    return call_sync(
+        create_link_artifact,
         link,
         link_text=f"{dataset.name} {dataset.version}",
         key=artifact_key("dataset", dataset.name),
@@ -101,7 +120,10 @@ def summary_markdown(dataset: DatasetManifest, provider: str, num_jobs: int) -> 
         ("Images", str(dataset.num_images)),
         ("Annotations", str(dataset.num_annotations)),
         ("Categories", ", ".join(dataset.categories) or "-"),
-        ("Files written", f"{dataset.files_uploaded} (0 means identical content was already published)"),
+        (
+            "Files written",
+            f"{dataset.files_uploaded} (0 means identical content was already published)",
+        ),
         ("Manifest sha256", f"`{dataset.manifest_sha256}`"),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
@@ -110,7 +132,8 @@ def summary_markdown(dataset: DatasetManifest, provider: str, num_jobs: int) -> 
 
 def run_summary(dataset: DatasetManifest, provider: str, num_jobs: int) -> UUID:
     """A markdown artifact summarising a finished generate-and-publish run."""
-    return create_markdown_artifact(
+    return call_sync(
+        create_markdown_artifact,
         summary_markdown(dataset, provider, num_jobs),
         key=artifact_key("summary", dataset.name),
         description=f"Run summary of dataset `{dataset.name}`",

@@ -93,5 +93,18 @@ def emit_dataset_published(dataset: DatasetManifest) -> Event | None:
             BATCH_ID_LABEL: dataset.batch_id,
         }
     ]
-    payload = dataset.model_dump(include={"uri", "version", "batch_id", "generator", "num_images", "num_annotations", "categories", "manifest_sha256"})
-    return emit_event(DATASET_PUBLISHED, resource=dataset_resource(dataset), related=related, payload=payload)
+    payload = dataset.model_dump(
+        include={
+            "uri",
+            "version",
+            "batch_id",
+            "generator",
+            "num_images",
+            "num_annotations",
+            "categories",
+            "manifest_sha256",
+        }
+    )
+    return emit_event(
+        DATASET_PUBLISHED, resource=dataset_resource(dataset), related=related, payload=payload
+    )

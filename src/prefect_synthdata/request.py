@@ -28,18 +28,29 @@ class GenerationSpec(BaseModel):
     """The generator, its jobs' parameters and the dataset's name."""
 
     generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
-    num_jobs: int = Field(default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Parameters applied to every job.")
+    num_jobs: int = Field(
+        default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters applied to every job."
+    )
     job_params: list[dict[str, Any]] | None = Field(
         default=None, description="Per-job parameters (one mapping a job), merged over params."
     )
     is_preview: bool = Field(default=False, description="Render one preview frame per job.")
-    seed: int = Field(default=0, ge=0, description="Seed from which each job's scene seed is drawn.")
-    randomize: bool = Field(
-        default=False, description="Sample every unspecified parameter within its bounds (Infinity rules)."
+    seed: int = Field(
+        default=0, ge=0, description="Seed from which each job's scene seed is drawn."
     )
-    name: str = Field(default="synthetic-shapes", description="Dataset name (also the batch label).")
-    version: str | None = Field(default=None, description="Dataset version; default: derived from the request.")
+    randomize: bool = Field(
+        default=False,
+        description="Sample every unspecified parameter within its bounds (Infinity rules).",
+    )
+    name: str = Field(
+        default="synthetic-shapes", description="Dataset name (also the batch label)."
+    )
+    version: str | None = Field(
+        default=None, description="Dataset version; default: derived from the request."
+    )
 
     def jobs(self) -> list[dict[str, Any]]:
         """The per-job parameter dicts this request asks for."""
@@ -56,7 +67,13 @@ class GenerationSpec(BaseModel):
     def prepare(self, provider: Provider) -> BatchRequest:
         """Validate the jobs against the provider and key the batch (nothing is submitted)."""
         return batches.prepare_request(
-            provider, self.generator, self.jobs(), self.is_preview, self.name, self.seed, self.randomize
+            provider,
+            self.generator,
+            self.jobs(),
+            self.is_preview,
+            self.name,
+            self.seed,
+            self.randomize,
         )
 
     def dataset_version(self, request: BatchRequest) -> str:
@@ -68,10 +85,14 @@ class PollSettings(BaseModel):
     """How to wait for a batch; defaults come from `SYNTHDATA_POLL_*` and `SYNTHDATA_DEADLINE_SECONDS`."""
 
     poll_initial_seconds: float = Field(
-        default_factory=lambda: SynthDataSettings().poll_initial_seconds, gt=0, description="First poll interval."
+        default_factory=lambda: SynthDataSettings().poll_initial_seconds,
+        gt=0,
+        description="First poll interval.",
     )
     poll_cap_seconds: float = Field(
-        default_factory=lambda: SynthDataSettings().poll_cap_seconds, gt=0, description="Longest poll interval."
+        default_factory=lambda: SynthDataSettings().poll_cap_seconds,
+        gt=0,
+        description="Longest poll interval.",
     )
     deadline_seconds: float = Field(
         default_factory=lambda: SynthDataSettings().deadline_seconds,
@@ -81,13 +102,18 @@ class PollSettings(BaseModel):
 
     def poll_policy(self) -> batches.PollPolicy:
         """The `PollPolicy` these settings describe."""
-        return batches.PollPolicy(self.poll_initial_seconds, self.poll_cap_seconds, self.deadline_seconds)
+        return batches.PollPolicy(
+            self.poll_initial_seconds, self.poll_cap_seconds, self.deadline_seconds
+        )
 
 
 def _default_provider() -> ProviderConfig:
     settings = SynthDataSettings()
     return ProviderConfig(
-        kind=settings.provider, url=settings.provider_url, token=settings.token, project=settings.project
+        kind=settings.provider,
+        url=settings.provider_url,
+        token=settings.token,
+        project=settings.project,
     )
 
 

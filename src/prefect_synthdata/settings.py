@@ -31,15 +31,23 @@ class SynthDataSettings(BaseSettings):
     provider: Literal["local", "infinity", "zpy"] = Field(
         default="local", description="Default provider kind (SYNTHDATA_PROVIDER)."
     )
-    provider_url: str | None = Field(default=None, description="Default server URL of an HTTP provider.")
-    token: SecretStr | None = Field(default=None, description="Default API token of an HTTP provider.")
+    provider_url: str | None = Field(
+        default=None, description="Default server URL of an HTTP provider."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Default API token of an HTTP provider."
+    )
     project: str | None = Field(default=None, description="Default zpy project id.")
     credentials_block: str | None = Field(
         default=None,
         description="Name of a saved credentials block (e.g. 'infinity-credentials/prod') used by default.",
     )
-    dest: str = Field(default="./datasets", description="Default publish destination (path or s3:// URI).")
+    dest: str = Field(
+        default="./datasets", description="Default publish destination (path or s3:// URI)."
+    )
     poll_initial_seconds: float = Field(default=0.2, gt=0, description="First poll interval.")
     poll_cap_seconds: float = Field(default=5.0, gt=0, description="Longest poll interval.")
-    deadline_seconds: float = Field(default=6 * 3600, gt=0, description="Give up waiting after this long.")
+    deadline_seconds: float = Field(
+        default=6 * 3600, gt=0, description="Give up waiting after this long."
+    )
     shard_size: int = Field(default=200, ge=1, description="Jobs per download task run.")

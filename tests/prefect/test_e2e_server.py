@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -45,7 +44,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -80,7 +81,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     port = url.split(":")[2].split("/")[0]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -102,7 +113,9 @@ async def _wait_for_run(client: PrefectClient, run_id: UUID, timeout: float) -> 
     raise AssertionError(f"flow run {run_id} not finished after {timeout}s (state {run.state})")
 
 
-async def _deployments(client: PrefectClient, expected: set[str], timeout: float) -> dict[str, UUID]:
+async def _deployments(
+    client: PrefectClient, expected: set[str], timeout: float
+) -> dict[str, UUID]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = {d.name: d.id for d in await client.read_deployments()}
@@ -125,11 +138,17 @@ async def _triggered_run(client: PrefectClient, deployment_id: UUID, timeout: fl
     raise AssertionError(f"no run of deployment {deployment_id} after {timeout}s")
 
 
-def test_served_generate_run_publishes_and_triggers_train(server: dict[str, str], tmp_path: Path) -> None:
+def test_served_generate_run_publishes_and_triggers_train(
+    server: dict[str, str], tmp_path: Path
+) -> None:
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         serving = subprocess.Popen(
-            [sys.executable, str(DEPLOYMENTS / "serve.py")], cwd=ROOT, env=server, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, str(DEPLOYMENTS / "serve.py")],
+            cwd=ROOT,
+            env=server,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         asyncio.run(_check_served_run(server, log))
@@ -139,12 +158,21 @@ def test_served_generate_run_publishes_and_triggers_train(server: dict[str, str]
 
 async def _check_served_run(env: dict[str, str], log: Path) -> None:
     async with PrefectClient(api=env["PREFECT_API_URL"]) as client:
-        found = await _deployments(client, {"nightly-refresh", "generate", "preview", "sweep", "train"}, 60)
+        found = await _deployments(
+            client, {"nightly-refresh", "generate", "preview", "sweep", "train"}, 60
+        )
         nightly = await client.read_deployment(found["nightly-refresh"])
         assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
 
-        request = {"name": "e2e-shapes", "num_jobs": 2, "params": {"width": 64, "height": 64}, "seed": 7}
-        run = await client.create_flow_run_from_deployment(found["generate"], parameters={"request": request})
+        request = {
+            "name": "e2e-shapes",
+            "num_jobs": 2,
+            "params": {"width": 64, "height": 64},
+            "seed": 7,
+        }
+        run = await client.create_flow_run_from_deployment(
+            found["generate"], parameters={"request": request}
+        )
         finished = await _wait_for_run(client, run.id, 90)
         assert finished.state is not None and finished.state.is_completed(), log.read_text()[-4000:]
 
@@ -157,7 +185,9 @@ async def _check_served_run(env: dict[str, str], log: Path) -> None:
         assert train.parameters["dataset_uri"] == str(published[0])
         manifest = json.loads((published[0] / "manifest.json").read_text())
         artifacts = await client.read_artifacts()
-        stats = [a for a in artifacts if a.key == "class-stats-e2e-shapes" and a.flow_run_id == train.id]
+        stats = [
+            a for a in artifacts if a.key == "class-stats-e2e-shapes" and a.flow_run_id == train.id
+        ]
         rows = json.loads(str(stats[0].data))
         assert sum(row["instances"] for row in rows) == manifest["num_annotations"] > 0
         assert {row["name"] for row in rows} == set(manifest["categories"])
@@ -166,11 +196,27 @@ async def _check_served_run(env: dict[str, str], log: Path) -> None:
 def test_prefect_deploy_registers_the_yaml_on_a_work_pool(server: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "prefect", "work-pool", "create", "synthdata", "--type", "process"],
-        env=server, check=True, capture_output=True, timeout=120,
+        env=server,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     deploy = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(DEPLOYMENTS / "prefect.yaml")],
-        cwd=ROOT, env=server, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "--no-prompt",
+            "deploy",
+            "--all",
+            "--prefect-file",
+            str(DEPLOYMENTS / "prefect.yaml"),
+        ],
+        cwd=ROOT,
+        env=server,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     asyncio.run(_check_registered(server))
@@ -178,9 +224,16 @@ def test_prefect_deploy_registers_the_yaml_on_a_work_pool(server: dict[str, str]
 
 async def _check_registered(env: dict[str, str]) -> None:
     async with PrefectClient(api=env["PREFECT_API_URL"]) as client:
-        deployments = {d.name: d for d in await client.read_deployments() if d.work_pool_name == "synthdata"}
+        deployments = {
+            d.name: d for d in await client.read_deployments() if d.work_pool_name == "synthdata"
+        }
         assert set(deployments) == {"nightly-refresh", "generate", "preview", "sweep", "train"}
-        assert deployments["generate"].entrypoint == "prefect_synthdata.flows.generate:generate_dataset"
+        assert (
+            deployments["generate"].entrypoint
+            == "prefect_synthdata.flows.generate:generate_dataset"
+        )
         assert [s.schedule.cron for s in deployments["nightly-refresh"].schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
-        owned = await client.read_resource_related_automations(f"prefect.deployment.{deployments['train'].id}")
+        owned = await client.read_resource_related_automations(
+            f"prefect.deployment.{deployments['train'].id}"
+        )
         assert [a.trigger.expect for a in owned] == [{"prefect-synthdata.dataset.published"}]  # type: ignore[union-attr]

@@ -11,27 +11,26 @@ Example:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from abc import ABC, abstractmethod
+from typing import Any, cast
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from prefect_synthdata.exceptions import ConfigurationError
-from prefect_synthdata.providers import Provider, ProviderConfig, ProviderKind
+from prefect_synthdata.providers import Provider, ProviderConfig
 
 
-class ProviderCredentials(CredentialsBlock):
-    """Base of the provider credentials blocks: `get_client()` returns a ready `Provider`."""
-
-    _kind: ClassVar[ProviderKind]
+class ProviderCredentials(CredentialsBlock, ABC):
+    """Interface of the provider credentials blocks: `get_client()` returns a ready `Provider`."""
 
     url: str = Field(description="Base URL of the generation service.")
     token: SecretStr = Field(description="API token; stored encrypted and never logged.")
 
+    @abstractmethod
     def provider_config(self) -> ProviderConfig:
         """The serialisable provider config these credentials describe."""
-        return ProviderConfig(kind=self._kind, url=self.url, token=self.token)
 
     def get_client(self) -> Provider:
         """The provider, ready to list generators and submit batches."""
@@ -51,9 +50,12 @@ class InfinityCredentials(ProviderCredentials):
         ```
     """
 
-    _kind = "infinity"
     _block_type_name = "SynthData Infinity Credentials"
     _block_type_slug = "synthdata-infinity-credentials"
+
+    def provider_config(self) -> ProviderConfig:
+        """The serialisable provider config these credentials describe."""
+        return ProviderConfig(kind="infinity", url=self.url, token=self.token)
 
 
 class ZpyCredentials(ProviderCredentials):
@@ -69,7 +71,6 @@ class ZpyCredentials(ProviderCredentials):
         ```
     """
 
-    _kind = "zpy"
     _block_type_name = "SynthData Zpy Credentials"
     _block_type_slug = "synthdata-zpy-credentials"
 
@@ -91,14 +92,18 @@ def load_credentials(reference: str) -> ProviderCredentials:
     A bare name is looked up among every credentials block type; it must match exactly one.
     """
     if "/" in reference:
-        block = Block.load(reference)
+        block = cast(Block, cast(Any, Block.load)(reference, _sync=True))
         if not isinstance(block, ProviderCredentials):
-            raise ConfigurationError(f"block {reference!r} is a {type(block).__name__}, not provider credentials")
+            raise ConfigurationError(
+                f"block {reference!r} is a {type(block).__name__}, not provider credentials"
+            )
         return block
     found = []
     for block_type in CREDENTIALS_BLOCKS:
         try:
-            found.append(block_type.load(reference))
+            found.append(
+                cast(ProviderCredentials, cast(Any, block_type.load)(reference, _sync=True))
+            )
         except ValueError:  # Prefect's "Unable to find block document named ..."
             continue
     if len(found) != 1:

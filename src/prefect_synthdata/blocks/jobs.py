@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+
 from prefect.blocks.abstract import JobBlock, JobRun
 from pydantic import Field
 
@@ -42,7 +43,9 @@ from prefect_synthdata.tasks import published_dataset
 class SynthDataJobRun(JobRun[DatasetManifest]):
     """One submitted batch of a `SynthDataJob`: wait for it, then fetch (and publish) its dataset."""
 
-    def __init__(self, job: SynthDataJob, provider: Provider, request: BatchRequest, batch: BatchRef) -> None:
+    def __init__(
+        self, job: SynthDataJob, provider: Provider, request: BatchRequest, batch: BatchRef
+    ) -> None:
         self.job = job
         self.provider = provider
         self.request = request
@@ -54,7 +57,7 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
         """The provider's id of the batch."""
         return self.batch.batch_id
 
-    async def wait_for_completion(self) -> logging.Logger:  # type: ignore[override]
+    async def wait_for_completion(self) -> logging.Logger:
         """Poll until every job has finished; BatchFailedError if any failed.
 
         Emits `prefect-synthdata.batch.completed` or `.failed`. Returns the logger used,
@@ -67,7 +70,9 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
             logger.info("batch %s: %s", self.batch_id, status.counts())
 
         try:
-            status = await asyncio.to_thread(batches.poll_until_done, self.provider, self.batch, policy, on_change)
+            status = await asyncio.to_thread(
+                batches.poll_until_done, self.provider, self.batch, policy, on_change
+            )
         except Exception as exc:
             events.emit_batch_error(self.batch, exc)
             raise
@@ -75,7 +80,9 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
         events.emit_batch_finished(self.batch, status)
         if status.failed:
             details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
-            raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
+            raise BatchFailedError(
+                f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}"
+            )
         return logger  # type: ignore[return-value]
 
     async def fetch_result(self, work_dir: str | Path | None = None) -> DatasetManifest:
@@ -84,11 +91,17 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
         Without a destination the result's `uri` is the assembled folder under `work_dir`
         (default: `$SYNTHDATA_HOME/work/<batch name>`). Call after `wait_for_completion()`.
         """
-        root = Path(work_dir) if work_dir is not None else SynthDataSettings().home / "work" / self.batch.name
+        root = (
+            Path(work_dir)
+            if work_dir is not None
+            else SynthDataSettings().home / "work" / self.batch.name
+        )
         return await asyncio.to_thread(self._fetch, root)
 
     def _fetch(self, root: Path) -> DatasetManifest:
-        job_dirs = batches.download_jobs(self.provider, self.batch, self.batch.job_ids, root / "jobs")
+        job_dirs = batches.download_jobs(
+            self.provider, self.batch, self.batch.job_ids, root / "jobs"
+        )
         manifest = assemble_dataset(
             [(folder.name, folder) for folder in job_dirs],
             root / "dataset",
@@ -135,15 +148,19 @@ class SynthDataJob(JobBlock[DatasetManifest], PollSettings, GenerationSpec):
     _block_type_slug = "synthdata-job"
 
     credentials: InfinityCredentials | ZpyCredentials | None = Field(
-        default=None, description="Credentials of an HTTP provider; empty means the embedded local provider."
+        default=None,
+        description="Credentials of an HTTP provider; empty means the embedded local provider.",
     )
     dest: str | None = Field(
-        default=None, description="Where fetch_result publishes (path or s3:// URI); empty: do not publish."
+        default=None,
+        description="Where fetch_result publishes (path or s3:// URI); empty: do not publish.",
     )
 
     def provider_config(self) -> ProviderConfig:
         """The provider this job runs on: its credentials' one, else the local provider."""
-        return self.credentials.provider_config() if self.credentials is not None else ProviderConfig()
+        return (
+            self.credentials.provider_config() if self.credentials is not None else ProviderConfig()
+        )
 
     async def trigger(self) -> SynthDataJobRun:
         """Validate and submit the batch (or adopt the identical one already submitted).
@@ -161,5 +178,10 @@ class SynthDataJob(JobBlock[DatasetManifest], PollSettings, GenerationSpec):
         request = self.prepare(provider)
         batch, adopted = batches.submit_idempotent(provider, request)
         events.emit_batch_submitted(batch, adopted)
-        self.logger.info("%s batch %s (%d jobs)", "adopted" if adopted else "submitted", batch.batch_id, len(batch.job_ids))
+        self.logger.info(
+            "%s batch %s (%d jobs)",
+            "adopted" if adopted else "submitted",
+            batch.batch_id,
+            len(batch.job_ids),
+        )
         return SynthDataJobRun(self, provider, request, batch)

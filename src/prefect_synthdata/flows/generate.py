@@ -55,7 +55,8 @@ class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
         """
         if not self.seed_per_day:
             return self
-        return self.model_copy(update={"seed": self.seed + int(day.strftime("%Y%m%d")), "seed_per_day": False})
+        seed = self.seed + int(day.strftime("%Y%m%d"))
+        return self.model_copy(update={"seed": seed, "seed_per_day": False})
 
 
 @flow(name="generate-dataset", log_prints=False)

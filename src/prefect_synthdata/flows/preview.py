@@ -25,11 +25,17 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from prefect_synthdata.artifacts import artifact_key
+from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
 from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
 from prefect_synthdata.settings import SynthDataSettings
-from prefect_synthdata.tasks import DatasetInfo, build_dataset, download_batch, submit_batch, wait_for_batch
+from prefect_synthdata.tasks import (
+    DatasetInfo,
+    build_dataset,
+    download_batch,
+    submit_batch,
+    wait_for_batch,
+)
 
 BOX_COLOURS = ["#ff3b30", "#34c759", "#007aff", "#ffcc00", "#af52de", "#ff9500"]
 
@@ -38,13 +44,22 @@ class PreviewRequest(PollSettings, ProviderChoice):
     """A handful of preview frames of one generator."""
 
     generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Parameters applied to every frame.")
-    num_frames: int = Field(default=4, ge=1, le=16, description="Frames to render (one preview job each).")
-    seed: int = Field(default=0, ge=0, description="Seed from which each frame's scene seed is drawn.")
-    randomize: bool = Field(
-        default=True, description="Sample unspecified parameters, so the frames show the generator's range."
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters applied to every frame."
     )
-    thumbnail_size: int = Field(default=256, ge=32, le=1024, description="Longest side of a thumbnail in pixels.")
+    num_frames: int = Field(
+        default=4, ge=1, le=16, description="Frames to render (one preview job each)."
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Seed from which each frame's scene seed is drawn."
+    )
+    randomize: bool = Field(
+        default=True,
+        description="Sample unspecified parameters, so the frames show the generator's range.",
+    )
+    thumbnail_size: int = Field(
+        default=256, ge=32, le=1024, description="Longest side of a thumbnail in pixels."
+    )
 
 
 class PreviewFrame(BaseModel):
@@ -75,14 +90,18 @@ def thumbnail_data_uri(image_path: Path, boxes: list[tuple[list[float], str]], s
     labels = sorted({label for _, label in boxes})
     for (x, y, w, h), label in boxes:
         colour = BOX_COLOURS[labels.index(label) % len(BOX_COLOURS)]
-        draw.rectangle([x * scale, y * scale, (x + w) * scale, (y + h) * scale], outline=colour, width=2)
+        draw.rectangle(
+            [x * scale, y * scale, (x + w) * scale, (y + h) * scale], outline=colour, width=2
+        )
         draw.text((x * scale + 2, y * scale + 1), label, fill=colour)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def preview_frames(dataset_dir: Path, job_params: list[dict[str, Any]]) -> list[tuple[PreviewFrame, list[Any]]]:
+def preview_frames(
+    dataset_dir: Path, job_params: list[dict[str, Any]]
+) -> list[tuple[PreviewFrame, list[Any]]]:
     """Frames of an assembled preview dataset, each with its `(bbox, category)` boxes."""
     coco = json.loads((dataset_dir / ANNOTATIONS).read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}
@@ -103,11 +122,15 @@ def preview_frames(dataset_dir: Path, job_params: list[dict[str, Any]]) -> list[
     return frames
 
 
-def preview_markdown(generator: str, frames: list[tuple[PreviewFrame, list[Any]]], size: int, errors: dict[str, str]) -> str:
+def preview_markdown(
+    generator: str, frames: list[tuple[PreviewFrame, list[Any]]], size: int, errors: dict[str, str]
+) -> str:
     """The markdown of a preview artifact: thumbnails, then a table of the frames."""
     parts = [f"# Preview of `{generator}`\n"]
     for frame, boxes in frames:
-        parts.append(f"![frame {frame.index}]({thumbnail_data_uri(Path(frame.image), boxes, size)})")
+        parts.append(
+            f"![frame {frame.index}]({thumbnail_data_uri(Path(frame.image), boxes, size)})"
+        )
     parts.append("\n| Frame | Objects | Per category | Parameters |\n|---|---|---|---|")
     for frame, _ in frames:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(frame.objects.items())) or "-"
@@ -145,10 +168,13 @@ def preview_generator(request: PreviewRequest) -> PreviewResult:
     info = DatasetInfo(name="preview", version=batch_request.key[:12], provider=provider.identity)
     manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
     frames = preview_frames(work_dir / "dataset", manifest.job_params)
-    create_markdown_artifact(
+    call_sync(
+        create_markdown_artifact,
         preview_markdown(request.generator, frames, request.thumbnail_size, errors),
         key=artifact_key("preview", request.generator),
         description=f"{len(frames)} preview frames of {request.generator}",
     )
     get_run_logger().info("rendered %d preview frames (%d failed)", len(frames), len(errors))
-    return PreviewResult(batch_id=batch.batch_id, frames=[frame for frame, _ in frames], errors=errors)
+    return PreviewResult(
+        batch_id=batch.batch_id, frames=[frame for frame, _ in frames], errors=errors
+    )

@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field, model_validator
 
-from prefect_synthdata.artifacts import artifact_key
+from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.flows.generate import GenerateRequest, generate_dataset
@@ -41,11 +41,17 @@ MAX_POINTS = 1000
 class SweepAxis(BaseModel):
     """One swept parameter: explicit `values`, or `num` evenly spaced values from `start` to `stop`."""
 
-    param: str = Field(description="Generator parameter to vary, e.g. 'num_objects', 'noise_std' or 'state'.")
-    values: list[Any] | None = Field(default=None, description="Explicit values (job ids for 'state').")
+    param: str = Field(
+        description="Generator parameter to vary, e.g. 'num_objects', 'noise_std' or 'state'."
+    )
+    values: list[Any] | None = Field(
+        default=None, description="Explicit values (job ids for 'state')."
+    )
     start: float | None = Field(default=None, description="First value of a linspace.")
     stop: float | None = Field(default=None, description="Last value of a linspace (inclusive).")
-    num: int | None = Field(default=None, ge=1, le=MAX_POINTS, description="Number of linspace values.")
+    num: int | None = Field(
+        default=None, ge=1, le=MAX_POINTS, description="Number of linspace values."
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_values(self) -> Self:
@@ -72,14 +78,17 @@ class SweepRequest(BaseModel):
     """A sweep: the base request, the axes, how to combine them and how to publish."""
 
     base: GenerateRequest = Field(
-        default_factory=GenerateRequest, description="The request every point starts from; axes override its params."
+        default_factory=GenerateRequest,
+        description="The request every point starts from; axes override its params.",
     )
     axes: list[SweepAxis] = Field(min_length=1, description="Parameters to vary.")
     mode: Literal["grid", "zip"] = Field(
-        default="grid", description="grid: every combination of the axes; zip: their values paired up in order."
+        default="grid",
+        description="grid: every combination of the axes; zip: their values paired up in order.",
     )
     output: Literal["per_point", "combined"] = Field(
-        default="per_point", description="One dataset per point, or one dataset with every point's jobs."
+        default="per_point",
+        description="One dataset per point, or one dataset with every point's jobs.",
     )
 
     def points(self, spec: GeneratorSpec) -> list[dict[str, Any]]:
@@ -87,19 +96,25 @@ class SweepRequest(BaseModel):
         types = {p.name: p.type for p in spec.params}
         unknown = [a.param for a in self.axes if a.param not in types]
         if unknown:
-            raise ConfigurationError(f"generator {spec.name!r} has no parameter(s) {unknown}; known: {sorted(types)}")
+            raise ConfigurationError(
+                f"generator {spec.name!r} has no parameter(s) {unknown}; known: {sorted(types)}"
+            )
         names = [a.param for a in self.axes]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"each parameter may be swept once, got {names}")
         columns = [a.points(integer=types[a.param] == "int") for a in self.axes]
         if self.mode == "zip":
             if len({len(c) for c in columns}) != 1:
-                raise ConfigurationError(f"zip needs axes of equal length, got {[len(c) for c in columns]}")
+                raise ConfigurationError(
+                    f"zip needs axes of equal length, got {[len(c) for c in columns]}"
+                )
             rows = list(zip(*columns, strict=True))
         else:
             rows = list(itertools.product(*columns))
         if len(rows) > MAX_POINTS:
-            raise ConfigurationError(f"the sweep has {len(rows)} points; at most {MAX_POINTS} are allowed")
+            raise ConfigurationError(
+                f"the sweep has {len(rows)} points; at most {MAX_POINTS} are allowed"
+            )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -118,7 +133,9 @@ def point_requests(request: SweepRequest, points: list[dict[str, Any]]) -> list[
     """One generate request per point of a per-point sweep."""
     base = request.base
     return [
-        base.model_copy(update={"params": {**base.params, **point}, "name": point_name(base.name, i, point)})
+        base.model_copy(
+            update={"params": {**base.params, **point}, "name": point_name(base.name, i, point)}
+        )
         for i, point in enumerate(points)
     ]
 
@@ -126,8 +143,12 @@ def point_requests(request: SweepRequest, points: list[dict[str, Any]]) -> list[
 def combined_request(request: SweepRequest, points: list[dict[str, Any]]) -> GenerateRequest:
     """One generate request with `base.num_jobs` jobs per point (or `base.job_params` per point)."""
     base = request.base
-    per_point = base.job_params if base.job_params is not None else [{} for _ in range(base.num_jobs)]
-    return base.model_copy(update={"job_params": [{**job, **point} for point in points for job in per_point]})
+    per_point = (
+        base.job_params if base.job_params is not None else [{} for _ in range(base.num_jobs)]
+    )
+    return base.model_copy(
+        update={"job_params": [{**job, **point} for point in points for job in per_point]}
+    )
 
 
 @flow(name="sweep-datasets", log_prints=False)
@@ -151,7 +172,9 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
     prepared = [item.prepare(provider) for item in requests]
 
     # fan out: every batch is submitted before any is awaited (each point's flow adopts its batch)
-    for future in [submit_batch.submit(provider_config, batch_request) for batch_request in prepared]:
+    for future in [
+        submit_batch.submit(provider_config, batch_request) for batch_request in prepared
+    ]:
         future.result()
     logger.info("submitted %d batch(es) for %d sweep points", len(prepared), len(points))
     datasets = [generate_dataset(item) for item in requests]
@@ -161,5 +184,10 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
         | ({k: str(v) for k, v in point.items()} if request.output == "per_point" else {})
         for d, point in zip(datasets, points, strict=False)
     ]
-    create_table_artifact(rows, key=artifact_key("sweep", request.base.name), description=f"Sweep of {len(points)} points")
+    call_sync(
+        create_table_artifact,
+        rows,
+        key=artifact_key("sweep", request.base.name),
+        description=f"Sweep of {len(points)} points",
+    )
     return datasets

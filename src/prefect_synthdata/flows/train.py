@@ -27,7 +27,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pycocotools.coco import COCO
 from pydantic import BaseModel, Field
 
-from prefect_synthdata.artifacts import artifact_key
+from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.settings import SynthDataSettings
@@ -55,7 +55,9 @@ class TrainReport(BaseModel):
     classes: list[ClassStats]
     test_instances: int
     accuracy: float | None = Field(description="Nearest-centroid accuracy on the held-out images.")
-    baseline_accuracy: float | None = Field(description="Accuracy of always guessing the commonest class.")
+    baseline_accuracy: float | None = Field(
+        description="Accuracy of always guessing the commonest class."
+    )
 
 
 def split_uri(uri: str) -> tuple[str, str, str]:
@@ -67,14 +69,20 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     """
     parts = uri.rstrip("/").rsplit("/", 2)
     if len(parts) != 3 or not parts[0]:
-        raise ConfigurationError(f"{uri!r} is not a dataset version URI (<destination>/<name>/<version>)")
+        raise ConfigurationError(
+            f"{uri!r} is not a dataset version URI (<destination>/<name>/<version>)"
+        )
     return parts[0], check_segment("name", parts[1]), check_segment("version", parts[2])
 
 
 def features(ann: dict[str, Any]) -> list[float]:
     """Shape features of one instance: fill ratio, log aspect ratio, log area."""
     _, _, w, h = ann["bbox"]
-    return [ann["area"] / max(w * h, 1.0), math.log(max(w, 1.0) / max(h, 1.0)), math.log(max(ann["area"], 1.0))]
+    return [
+        ann["area"] / max(w * h, 1.0),
+        math.log(max(w, 1.0) / max(h, 1.0)),
+        math.log(max(ann["area"], 1.0)),
+    ]
 
 
 def class_stats(coco: COCO) -> list[ClassStats]:
@@ -117,10 +125,16 @@ def fit_and_score(coco: COCO, holdout_fraction: float) -> tuple[int, float | Non
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-9
     labels = sorted({a["category_id"] for a in train})
     centroids = np.array(
-        [((x_train[[a["category_id"] == c for a in train]] - mean) / std).mean(axis=0) for c in labels]
+        [
+            ((x_train[[a["category_id"] == c for a in train]] - mean) / std).mean(axis=0)
+            for c in labels
+        ]
     )
     x_test = (np.array([features(a) for a in test]) - mean) / std
-    predicted = [labels[i] for i in np.argmin(((x_test[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)]
+    predicted = [
+        labels[i]
+        for i in np.argmin(((x_test[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    ]
     truth = [a["category_id"] for a in test]
     accuracy = float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
     commonest = Counter(a["category_id"] for a in train).most_common(1)[0][0]
@@ -130,8 +144,12 @@ def fit_and_score(coco: COCO, holdout_fraction: float) -> tuple[int, float | Non
 
 @flow(name="train-on-dataset", log_prints=False)
 def train_on_dataset(
-    dataset_uri: Annotated[str, Field(description="URI of a published dataset version, as in the published event.")],
-    holdout_fraction: Annotated[float, Field(gt=0, lt=1, description="Share of images held out for scoring.")] = 0.25,
+    dataset_uri: Annotated[
+        str, Field(description="URI of a published dataset version, as in the published event.")
+    ],
+    holdout_fraction: Annotated[
+        float, Field(gt=0, lt=1, description="Share of images held out for scoring.")
+    ] = 0.25,
 ) -> TrainReport:
     """Fetch and verify a published dataset, compute class statistics and fit a small classifier."""
     logger = get_run_logger()
@@ -150,11 +168,19 @@ def train_on_dataset(
         accuracy=accuracy,
         baseline_accuracy=baseline,
     )
-    create_table_artifact(
-        [s.model_dump() for s in stats], key=artifact_key("class-stats", name), description=f"Classes of {dataset_uri}"
+    call_sync(
+        create_table_artifact,
+        [s.model_dump() for s in stats],
+        key=artifact_key("class-stats", name),
+        description=f"Classes of {dataset_uri}",
     )
-    score = "n/a (too few images to hold some out)" if accuracy is None else f"{accuracy:.1%} (baseline {baseline:.1%})"
-    create_markdown_artifact(
+    score = (
+        "n/a (too few images to hold some out)"
+        if accuracy is None
+        else f"{accuracy:.1%} (baseline {baseline:.1%})"
+    )
+    call_sync(
+        create_markdown_artifact,
         f"# Trained on `{name}` version `{version}`\n\n{manifest.num_images} images, "
         f"{manifest.num_annotations} annotations, {len(stats)} classes.\n\n"
         f"Nearest-centroid shape classifier on {tested} held-out instances: **{score}**\n",
