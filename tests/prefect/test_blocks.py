@@ -20,7 +20,12 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pycocotools.coco import COCO
 
 import prefect_synthdata
-from prefect_synthdata.blocks import InfinityCredentials, SynthDataJob, ZpyCredentials, load_credentials
+from prefect_synthdata.blocks import (
+    InfinityCredentials,
+    SynthDataJob,
+    ZpyCredentials,
+    load_credentials,
+)
 from prefect_synthdata.exceptions import ConfigurationError, ParameterValidationError
 from prefect_synthdata.flows import GenerateRequest
 from tests.conftest import subprocess_env
@@ -32,7 +37,11 @@ def _package_blocks() -> list[type[Block]]:
     for info in pkgutil.walk_packages(prefect_synthdata.__path__, "prefect_synthdata."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Block) and cls.__module__.startswith("prefect_synthdata") and not inspect.isabstract(cls):
+            if (
+                issubclass(cls, Block)
+                and cls.__module__.startswith("prefect_synthdata")
+                and not inspect.isabstract(cls)
+            ):
                 found[cls.__qualname__] = cls
     return sorted(found.values(), key=lambda c: c.__name__)
 
@@ -67,7 +76,10 @@ def test_block_register_from_the_command_line() -> None:
     env = subprocess_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "block", "register", "-m", "prefect_synthdata"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -79,8 +91,12 @@ def test_block_register_from_the_command_line() -> None:
 
 
 def test_credentials_are_stored_masked_and_build_provider_configs() -> None:
-    InfinityCredentials(url="http://127.0.0.1:1", token="inf-secret-1").save("creds-a", overwrite=True)
-    ZpyCredentials(url="http://127.0.0.1:2", token="zpy-secret-2", project="p1").save("creds-b", overwrite=True)
+    InfinityCredentials(url="http://127.0.0.1:1", token="inf-secret-1").save(
+        "creds-a", overwrite=True
+    )
+    ZpyCredentials(url="http://127.0.0.1:2", token="zpy-secret-2", project="p1").save(
+        "creds-b", overwrite=True
+    )
 
     async def stored() -> str:
         async with get_client() as client:
@@ -95,7 +111,11 @@ def test_credentials_are_stored_masked_and_build_provider_configs() -> None:
     loaded = load_credentials("creds-a")
     assert "inf-secret-1" not in repr(loaded)
     config = loaded.provider_config()
-    assert (config.kind, config.url, config.token.get_secret_value()) == ("infinity", "http://127.0.0.1:1", "inf-secret-1")  # type: ignore[union-attr]
+    assert (config.kind, config.url, config.token.get_secret_value()) == (
+        "infinity",
+        "http://127.0.0.1:1",
+        "inf-secret-1",
+    )  # type: ignore[union-attr]
     zpy = load_credentials("synthdata-zpy-credentials/creds-b").provider_config()
     assert (zpy.kind, zpy.project) == ("zpy", "p1")
 
@@ -118,7 +138,11 @@ def test_credentials_lookup_errors_name_the_problem() -> None:
 
 def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     SynthDataJob(
-        name="job-block", num_jobs=2, params={"width": 64, "height": 64}, dest=str(tmp_path / "ds"), poll_cap_seconds=0.2
+        name="job-block",
+        num_jobs=2,
+        params={"width": 64, "height": 64},
+        dest=str(tmp_path / "ds"),
+        poll_cap_seconds=0.2,
     ).save("shapes-job", overwrite=True)
     job = SynthDataJob.load("shapes-job")
 
