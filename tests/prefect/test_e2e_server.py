@@ -232,6 +232,16 @@ async def _check_registered(env: dict[str, str]) -> None:
             deployments["generate"].entrypoint
             == "prefect_synthdata.flows.generate:generate_dataset"
         )
+        # the UI renders its forms from these schemas: defaults, bounds and choices
+        form = deployments["generate"].parameter_openapi_schema["definitions"]["GenerateRequest"]
+        assert (
+            form["properties"]["num_jobs"]["minimum"],
+            form["properties"]["num_jobs"]["maximum"],
+        ) == (1, 100000)
+        sweep = deployments["sweep"].parameter_openapi_schema["definitions"]["SweepRequest"]
+        assert sweep["properties"]["mode"]["enum"] == ["grid", "zip"]
+        train_form = deployments["train"].parameter_openapi_schema["properties"]
+        assert train_form["holdout_fraction"]["default"] == 0.25
         assert [s.schedule.cron for s in deployments["nightly-refresh"].schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
         owned = await client.read_resource_related_automations(
             f"prefect.deployment.{deployments['train'].id}"

@@ -66,6 +66,9 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     Bad input (unknown generator, bad parameters, unusable destination, bad name)
     fails here before any job is submitted. A re-run with the same request adopts
     the same batch, downloads nothing again and publishes nothing new.
+
+    Args:
+        request: What to generate, with which service, and where to publish it.
     """
     logger = get_run_logger()
     request = request.for_day(runtime.flow_run.scheduled_start_time.astimezone(UTC).date())

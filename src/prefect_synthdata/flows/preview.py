@@ -146,6 +146,9 @@ def preview_generator(request: PreviewRequest) -> PreviewResult:
     """Render `num_frames` preview frames and publish them as a markdown artifact.
 
     Failed frames are listed with their errors instead of failing the run.
+
+    Args:
+        request: The generator, its parameters and how many frames to render.
     """
     provider_config = request.provider_config()
     provider = provider_config.create()

@@ -157,6 +157,9 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
 
     The whole sweep is validated (axes, every point's parameters, names, destination)
     before the first batch is submitted.
+
+    Args:
+        request: The base request, the swept parameters and how to publish the points.
     """
     logger = get_run_logger()
     provider_config = request.base.provider_config()

@@ -144,14 +144,15 @@ def fit_and_score(coco: COCO, holdout_fraction: float) -> tuple[int, float | Non
 
 @flow(name="train-on-dataset", log_prints=False)
 def train_on_dataset(
-    dataset_uri: Annotated[
-        str, Field(description="URI of a published dataset version, as in the published event.")
-    ],
-    holdout_fraction: Annotated[
-        float, Field(gt=0, lt=1, description="Share of images held out for scoring.")
-    ] = 0.25,
+    dataset_uri: str,
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25,
 ) -> TrainReport:
-    """Fetch and verify a published dataset, compute class statistics and fit a small classifier."""
+    """Fetch and verify a published dataset, compute class statistics and fit a small classifier.
+
+    Args:
+        dataset_uri: URI of a published dataset version, as in the dataset-published event.
+        holdout_fraction: Share of the images held out to score the classifier.
+    """
     logger = get_run_logger()
     root, name, version = split_uri(dataset_uri)
     local = SynthDataSettings().home / "train" / name / version
