@@ -18,10 +18,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from prefect_synthdata import batches
+from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider, ProviderConfig
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage.publish import check_segment
+
+#: How the Prefect API hands back a `SecretStr` flow parameter.
+MASKED = "*" * 10
 
 
 class GenerationSpec(BaseModel):
@@ -136,6 +140,12 @@ class ProviderChoice(BaseModel):
         Loading a block needs Prefect; the import happens only when a block is named.
         """
         if self.credentials_block is None:
+            token = self.provider.token
+            if token is not None and token.get_secret_value() == MASKED:
+                raise ConfigurationError(
+                    "provider.token arrived masked: the Prefect API stores flow parameters with secrets "
+                    "masked, so save the token in a credentials block and name it in credentials_block"
+                )
             return self.provider
         from prefect_synthdata.blocks.credentials import load_credentials
 

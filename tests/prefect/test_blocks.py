@@ -124,6 +124,14 @@ def test_credentials_are_stored_masked_and_build_provider_configs() -> None:
     assert "zpy-secret-2" not in request.model_dump_json()
 
 
+def test_a_token_masked_by_the_api_is_refused_with_advice() -> None:
+    request = GenerateRequest.model_validate(
+        {"provider": {"kind": "infinity", "url": "http://127.0.0.1:1", "token": "**********"}}
+    )
+    with pytest.raises(ConfigurationError, match="save the token in a credentials block"):
+        request.provider_config()
+
+
 def test_credentials_lookup_errors_name_the_problem() -> None:
     InfinityCredentials(url="http://127.0.0.1:1", token="t").save("twin", overwrite=True)
     ZpyCredentials(url="http://127.0.0.1:2", token="t").save("twin", overwrite=True)

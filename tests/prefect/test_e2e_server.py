@@ -1,7 +1,8 @@
 """End to end against a real `prefect server start` on 127.0.0.1: serve the deployments of
 `deployments/prefect.yaml`, trigger the generate deployment with custom parameters through
 the API (as the UI's custom run does), see the dataset published and the train stage run
-from the dataset-published event. `prefect deploy` registers the same deployments on a pool.
+from the dataset-published event. `prefect deploy` registers the same deployments on a
+process work pool, with their schedule, trigger and UI form schemas, and a worker runs one.
 """
 
 from __future__ import annotations
@@ -193,7 +194,9 @@ async def _check_served_run(env: dict[str, str], log: Path) -> None:
         assert {row["name"] for row in rows} == set(manifest["categories"])
 
 
-def test_prefect_deploy_registers_the_yaml_on_a_work_pool(server: dict[str, str]) -> None:
+def test_prefect_deploy_registers_the_yaml_and_a_worker_runs_it(
+    server: dict[str, str], tmp_path: Path
+) -> None:
     subprocess.run(
         [sys.executable, "-m", "prefect", "work-pool", "create", "synthdata", "--type", "process"],
         env=server,
@@ -220,6 +223,31 @@ def test_prefect_deploy_registers_the_yaml_on_a_work_pool(server: dict[str, str]
     )
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     asyncio.run(_check_registered(server))
+
+    with open(tmp_path / "worker.log", "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "synthdata"],
+            env=server,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        asyncio.run(_check_worker_run(server, tmp_path / "worker.log"))
+    finally:
+        _stop(worker)
+
+
+async def _check_worker_run(env: dict[str, str], log: Path) -> None:
+    async with PrefectClient(api=env["PREFECT_API_URL"]) as client:
+        preview = await client.read_deployment_by_name("preview-generator/preview")
+        request = {"num_frames": 1, "params": {"width": 64, "height": 64}}
+        run = await client.create_flow_run_from_deployment(
+            preview.id, parameters={"request": request}
+        )
+        finished = await _wait_for_run(client, run.id, 90)
+        assert finished.state is not None and finished.state.is_completed(), log.read_text()[-4000:]
+        keys = {a.key for a in await client.read_artifacts() if a.flow_run_id == run.id}
+        assert "preview-shapes" in keys
 
 
 async def _check_registered(env: dict[str, str]) -> None:
