@@ -27,6 +27,7 @@ from prefect_synthdata.flows import (
     train_on_dataset,
 )
 from prefect_synthdata.flows.train import split_uri
+from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.storage import open_store
 from prefect_synthdata.storage.publish import list_datasets
 
@@ -34,13 +35,31 @@ SMALL = {"width": 64, "height": 64}
 SHAPES = get_generator("shapes").spec
 
 
-def _base(dest: Path, **kwargs: object) -> GenerateRequest:
-    return GenerateRequest(params=SMALL, dest=str(dest), poll_cap_seconds=0.2, **kwargs)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> ProviderConfig:
+    """One local provider state (and render pool) for the module's flows."""
+    return ProviderConfig(kind="local", state_dir=tmp_path_factory.mktemp("local-provider"))
 
 
-def test_preview_renders_frames_with_boxes_as_an_artifact() -> None:
+def _base(local: ProviderConfig, dest: Path, **kwargs: object) -> GenerateRequest:
+    return GenerateRequest(
+        provider=local, params=SMALL, dest=str(dest), poll_cap_seconds=0.2, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def _batches(local: ProviderConfig) -> int:
+    assert local.state_dir is not None
+    if not (local.state_dir / "jobs.sqlite3").is_file():
+        return 0
+    with sqlite3.connect(local.state_dir / "jobs.sqlite3") as db:
+        return int(db.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
+
+
+def test_preview_renders_frames_with_boxes_as_an_artifact(local: ProviderConfig) -> None:
     params = {**SMALL, "min_visible_pixels": 1}
-    request = PreviewRequest(num_frames=3, params=params, thumbnail_size=48, poll_cap_seconds=0.2)
+    request = PreviewRequest(
+        provider=local, num_frames=3, params=params, thumbnail_size=48, poll_cap_seconds=0.2
+    )
     state = preview_generator(request, return_state=True)
     result = state.result()
     assert len(result.frames) == 3 and not result.errors
@@ -91,9 +110,9 @@ def test_sweep_axes_grid_zip_and_linspace() -> None:
         SweepAxis(param="noise_std", values=[1], num=2)
 
 
-def test_sweep_publishes_one_dataset_per_point(tmp_path: Path) -> None:
+def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: Path) -> None:
     request = SweepRequest(
-        base=_base(tmp_path / "ds", name="sw", num_jobs=1),
+        base=_base(local, tmp_path / "ds", name="sw", num_jobs=1),
         axes=[
             SweepAxis(param="num_objects", start=1, stop=3, num=2),
             SweepAxis(param="noise_std", values=[9.0]),
@@ -110,10 +129,10 @@ def test_sweep_publishes_one_dataset_per_point(tmp_path: Path) -> None:
         assert [(p["num_objects"], p["noise_std"]) for p in params] == [(objects, noise)]
 
 
-def test_sweep_combined_and_state_pass_through(tmp_path: Path) -> None:
+def test_sweep_combined_and_state_pass_through(local: ProviderConfig, tmp_path: Path) -> None:
     earlier = "3f2b1c4d-0000-4000-8000-000000000001"
     request = SweepRequest(
-        base=_base(tmp_path / "ds", name="combined", num_jobs=2),
+        base=_base(local, tmp_path / "ds", name="combined", num_jobs=2),
         axes=[
             SweepAxis(param="state", values=[None, earlier]),
             SweepAxis(param="num_objects", values=[2, 5]),
@@ -132,20 +151,18 @@ def test_sweep_combined_and_state_pass_through(tmp_path: Path) -> None:
     ]
 
 
-def test_sweep_checks_every_point_before_submitting(tmp_path: Path, synthdata_home: Path) -> None:
+def test_sweep_checks_every_point_before_submitting(local: ProviderConfig, tmp_path: Path) -> None:
+    before = _batches(local)
     request = SweepRequest(
-        base=_base(tmp_path / "ds"), axes=[SweepAxis(param="num_objects", values=[4, 999])]
+        base=_base(local, tmp_path / "ds"), axes=[SweepAxis(param="num_objects", values=[4, 999])]
     )
     with pytest.raises(ParameterValidationError, match="'num_objects' must be <= 64"):
         sweep_datasets(request)
-    with sqlite3.connect(synthdata_home / "local" / "jobs.sqlite3") as db:
-        assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (
-            0,
-        )  # the valid point was not submitted
+    assert _batches(local) == before  # the valid point was not submitted either
 
 
-def test_train_learns_from_a_published_dataset(tmp_path: Path) -> None:
-    dataset = generate_dataset(_base(tmp_path / "ds", name="train-me", num_jobs=6))
+def test_train_learns_from_a_published_dataset(local: ProviderConfig, tmp_path: Path) -> None:
+    dataset = generate_dataset(_base(local, tmp_path / "ds", name="train-me", num_jobs=6))
     report = train_on_dataset(dataset.uri)
     coco = COCO(str(Path(dataset.uri) / "annotations.coco.json"))
     assert (
