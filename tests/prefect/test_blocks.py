@@ -156,6 +156,8 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
 
     async def run_it() -> tuple[str, str, object]:
         first = await job.trigger()
+        with pytest.raises(ConfigurationError, match="await wait_for_completion"):
+            await first.fetch_result(tmp_path / "work")
         await first.wait_for_completion()
         dataset = await first.fetch_result(tmp_path / "work")
         again = await job.trigger()  # same configuration: the same batch is adopted

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from pycocotools.coco import COCO
 from pydantic import ValidationError
 
@@ -110,6 +113,21 @@ def test_sweep_axes_grid_zip_and_linspace() -> None:
         SweepAxis(param="noise_std", values=[1], num=2)
 
 
+async def _batch_events(batch_ids: list[str], timeout: float = 30) -> list[Any]:
+    """The batch events of `batch_ids` in the order they occurred, once all have arrived."""
+    event_filter = EventFilter(
+        event=EventNameFilter(prefix=["prefect-synthdata.batch."]),
+        resource=EventResourceFilter(id=[f"prefect-synthdata.batch.{b}" for b in batch_ids]),
+    )
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            events = (await client.read_events(filter=event_filter, limit=50)).events
+            if len(events) >= 2 * len(batch_ids) or time.monotonic() > deadline:
+                return sorted(events, key=lambda e: e.occurred)
+            await asyncio.sleep(0.5)
+
+
 def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: Path) -> None:
     request = SweepRequest(
         base=_base(local, tmp_path / "ds", name="sw", num_jobs=1),
@@ -124,6 +142,12 @@ def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: 
         "sw-001-num_objects-3-noise_std-9.0",
     ]
     assert sorted(list_datasets(open_store(str(tmp_path / "ds")))) == [d.name for d in datasets]
+    # fan-out: both batches were submitted before the first one completed
+    names = [
+        e.event.rsplit(".", 1)[1]
+        for e in asyncio.run(_batch_events([d.batch_id for d in datasets]))
+    ]
+    assert names == ["submitted", "submitted", "completed", "completed"]
     for dataset, (objects, noise) in zip(datasets, [(1, 9.0), (3, 9.0)], strict=True):
         params = json.loads((Path(dataset.uri) / "manifest.json").read_text())["job_params"]
         assert [(p["num_objects"], p["noise_std"]) for p in params] == [(objects, noise)]

@@ -30,7 +30,7 @@ from prefect_synthdata import batches, events
 from prefect_synthdata.blocks.credentials import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.exceptions import BatchFailedError
+from prefect_synthdata.exceptions import BatchFailedError, ConfigurationError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import Provider, ProviderConfig
 from prefect_synthdata.request import GenerationSpec, PollSettings
@@ -91,6 +91,10 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
         Without a destination the result's `uri` is the assembled folder under `work_dir`
         (default: `$SYNTHDATA_HOME/work/<batch name>`). Call after `wait_for_completion()`.
         """
+        if self.status is None or self.status.failed:
+            raise ConfigurationError(
+                "fetch_result() needs a batch that completed: await wait_for_completion() first"
+            )
         root = (
             Path(work_dir)
             if work_dir is not None
