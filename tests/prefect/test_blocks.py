@@ -177,3 +177,24 @@ def test_job_block_rejects_bad_parameters_before_submitting() -> None:
         asyncio.run(job.trigger())
     with pytest.raises(ConfigurationError, match="dataset name"):
         asyncio.run(SynthDataJob(name="../up").trigger())
+
+
+def test_environment_supplies_provider_and_credentials_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNTHDATA_PROVIDER", "zpy")
+    monkeypatch.setenv("SYNTHDATA_PROVIDER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SYNTHDATA_TOKEN", "env-token-9")
+    monkeypatch.setenv("SYNTHDATA_PROJECT", "p9")
+    monkeypatch.setenv("SYNTHDATA_POLL_CAP_SECONDS", "1.5")
+    monkeypatch.setenv("SYNTHDATA_DEADLINE_SECONDS", "60")
+    request = GenerateRequest()
+    config = request.provider_config()
+    assert (config.kind, config.url, config.project) == ("zpy", "http://127.0.0.1:9", "p9")
+    assert config.token is not None and config.token.get_secret_value() == "env-token-9"
+    assert "env-token-9" not in repr(request) + request.model_dump_json()
+    assert (request.poll_policy().cap_seconds, request.poll_policy().deadline_seconds) == (1.5, 60)
+
+    InfinityCredentials(url="http://127.0.0.1:8", token="t").save("env-default", overwrite=True)
+    monkeypatch.setenv("SYNTHDATA_CREDENTIALS_BLOCK", "env-default")
+    assert GenerateRequest().provider_config().url == "http://127.0.0.1:8"
