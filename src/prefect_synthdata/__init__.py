@@ -1,4 +1,6 @@
-"""prefect-synthdata: Prefect 3 tasks and flows for synthetic computer-vision datasets.
+"""prefect-synthdata: Prefect 3 tasks, flows and blocks for synthetic computer-vision datasets.
+
+Importing the package registers its blocks (`prefect block register -m prefect_synthdata`).
 
 Example:
     >>> from prefect_synthdata import GenerateRequest
@@ -6,8 +8,17 @@ Example:
     'shapes'
 """
 
+from prefect_synthdata.blocks import InfinityCredentials, SynthDataJob, ZpyCredentials
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
 from prefect_synthdata.providers import ProviderConfig
 
-__all__ = ["DatasetManifest", "GenerateRequest", "ProviderConfig", "generate_dataset"]
+__all__ = [
+    "DatasetManifest",
+    "GenerateRequest",
+    "InfinityCredentials",
+    "ProviderConfig",
+    "SynthDataJob",
+    "ZpyCredentials",
+    "generate_dataset",
+]

@@ -1,5 +1,9 @@
 """Defaults read from `SYNTHDATA_*` environment variables, in Prefect's style.
 
+Every value can also be passed explicitly (to a flow's request, a block or the CLI);
+the environment only supplies defaults, so a worker or `serve` process can be
+pointed at a provider and a destination without touching deployment parameters.
+
 Example:
     >>> import os; os.environ["SYNTHDATA_POLL_CAP_SECONDS"] = "3"
     >>> SynthDataSettings().poll_cap_seconds
@@ -9,8 +13,9 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +27,20 @@ class SynthDataSettings(BaseSettings):
     home: Path = Field(
         default=Path.home() / ".prefect-synthdata",
         description="State directory of the local provider (SQLite and rendered results).",
+    )
+    provider: Literal["local", "infinity", "zpy"] = Field(
+        default="local", description="Default provider kind (SYNTHDATA_PROVIDER)."
+    )
+    provider_url: str | None = Field(
+        default=None, description="Default server URL of an HTTP provider."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Default API token of an HTTP provider."
+    )
+    project: str | None = Field(default=None, description="Default zpy project id.")
+    credentials_block: str | None = Field(
+        default=None,
+        description="Name of a saved credentials block (e.g. 'infinity-credentials/prod') used by default.",
     )
     dest: str = Field(
         default="./datasets", description="Default publish destination (path or s3:// URI)."

@@ -1,5 +1,6 @@
 """Prefect tasks: thin wrappers over `batches`, `dataset` and `storage` that add
-retries, caching, logging and status listeners.
+retries, caching, logging, status listeners, events (`prefect_synthdata.events`) and
+artifacts (`prefect_synthdata.artifacts`).
 
 Example:
     >>> from prefect_synthdata.tasks import submit_batch, wait_for_batch  # doctest: +SKIP
@@ -16,9 +17,9 @@ from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from prefect_synthdata import batches
+from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
-from prefect_synthdata.dataset.manifest import Manifest
+from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -45,6 +46,7 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     name="submit_batch",
     retries=3,
     retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=_retry_transient,
     cache_key_fn=_submit_cache_key,
     persist_result=True,
 )
@@ -55,6 +57,7 @@ def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
     get_run_logger().info(
         "%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name
     )
+    events.emit_batch_submitted(batch, adopted)
     return batch
 
 
@@ -62,15 +65,28 @@ def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
 def wait_for_batch(
     provider: ProviderConfig, batch: BatchRef, policy: batches.PollPolicy
 ) -> BatchStatus:
-    """Poll the batch-level status until every job is finished; logs only changes."""
+    """Poll the batch-level status until every job is finished; logs only changes.
+
+    Keeps a progress artifact up to date, records a table of the jobs' outcomes and
+    emits `prefect-synthdata.batch.completed` or `.failed`.
+    """
     logger = get_run_logger()
+    progress = artifacts.BatchProgress(batch)
 
     def on_change(status: BatchStatus) -> None:
         logger.info("batch %s: %s", batch.batch_id, status.counts())
+        progress(status)
         for listener in STATUS_LISTENERS:
             listener(status)
 
-    return batches.poll_until_done(provider.create(), batch, policy, on_change)
+    try:
+        status = batches.poll_until_done(provider.create(), batch, policy, on_change)
+    except Exception as exc:
+        events.emit_batch_error(batch, exc)
+        raise
+    artifacts.jobs_table(batch, status)
+    events.emit_batch_finished(batch, status)
+    return status
 
 
 @task(
@@ -121,21 +137,44 @@ def build_dataset(
     return manifest
 
 
+def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> DatasetManifest:
+    """What a flow reports about a dataset published at `uri`."""
+    return DatasetManifest(
+        uri=uri,
+        name=manifest.name,
+        version=manifest.version,
+        batch_id=manifest.batch_id,
+        generator=manifest.generator,
+        num_images=manifest.num_images,
+        num_annotations=manifest.num_annotations,
+        categories=manifest.categories,
+        manifest_sha256=manifest.sha256(),
+        content_sha256=manifest.content_sha256(),
+        files_uploaded=files_uploaded,
+    )
+
+
+def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
+    """Publishing is idempotent: retry anything but a bad destination or a version conflict."""
+    return not isinstance(
+        state.result(raise_on_failure=False), ConfigurationError | VersionConflictError
+    )
+
+
 @task(
     name="publish_dataset",
     retries=2,
     retry_delay_seconds=[2, 10],
-    retry_condition_fn=lambda task, run, state: (
-        not isinstance(
-            state.result(raise_on_failure=False), ConfigurationError | VersionConflictError
-        )
-    ),
+    retry_condition_fn=_retry_publish,
     cache_policy=NO_CACHE,
 )
 def publish_dataset(
     dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
 ) -> tuple[str, int]:
-    """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op."""
+    """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
+
+    Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset.
+    """
     result = publish(open_destination(dest, storage), folder, manifest)
     get_run_logger().info(
         "published %s (%d files written, %d already there)",
@@ -143,4 +182,7 @@ def publish_dataset(
         result.files_uploaded,
         result.files_skipped,
     )
+    dataset = published_dataset(manifest, result.uri, result.files_uploaded)
+    artifacts.dataset_link(dataset)
+    events.emit_dataset_published(dataset)
     return result.uri, result.files_uploaded

@@ -53,6 +53,7 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, generator TEXT NOT NULL,
@@ -120,7 +121,10 @@ class JobService:
             return cursor.fetchall()
 
     def _batch_ref(self, row: sqlite3.Row) -> BatchRef:
-        job_ids = [r["id"] for r in self._query("SELECT id FROM jobs WHERE batch_id=? ORDER BY idx", (row["id"],))]
+        job_ids = [
+            r["id"]
+            for r in self._query("SELECT id FROM jobs WHERE batch_id=? ORDER BY idx", (row["id"],))
+        ]
         return BatchRef(
             batch_id=row["id"],
             name=row["name"],
@@ -132,7 +136,8 @@ class JobService:
     def find_batch(self, owner: str, name: str) -> BatchRef | None:
         """The newest batch of `owner` called `name`, if any."""
         rows = self._query(
-            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1", (owner, name)
+            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1",
+            (owner, name),
         )
         return self._batch_ref(rows[0]) if rows else None
 
@@ -147,10 +152,15 @@ class JobService:
         """Every job's state in one read; adopts orphaned jobs on the way."""
         self.get_batch(owner, batch_id)
         self.adopt_orphans(batch_id)
-        rows = self._query("SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,))
+        rows = self._query(
+            "SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,)
+        )
         return BatchStatus(
             batch_id=batch_id,
-            jobs=[JobStatus(job_id=r["id"], state=JobState(r["state"]), error=r["error"]) for r in rows],
+            jobs=[
+                JobStatus(job_id=r["id"], state=JobState(r["state"]), error=r["error"])
+                for r in rows
+            ],
         )
 
     def job_params(self, job_id: str) -> dict[str, Any]:
@@ -211,7 +221,14 @@ class JobService:
             self._db.executemany(
                 "INSERT INTO jobs (id, batch_id, idx, params, frames, state) VALUES (?,?,?,?,?,?)",
                 [
-                    (str(uuid.uuid4()), batch_id, i, json.dumps(p), gen.frame_count(p, is_preview), JobState.QUEUED)
+                    (
+                        str(uuid.uuid4()),
+                        batch_id,
+                        i,
+                        json.dumps(p),
+                        gen.frame_count(p, is_preview),
+                        JobState.QUEUED,
+                    )
                     for i, p in enumerate(jobs)
                 ],
             )
@@ -231,7 +248,9 @@ class JobService:
         me = os.getpid()
         for row in rows:
             runner = row["runner"]
-            if row["id"] in self._inflight or (runner is not None and runner != me and _pid_alive(runner)):
+            if row["id"] in self._inflight or (
+                runner is not None and runner != me and _pid_alive(runner)
+            ):
                 continue
             with self._lock:
                 claimed = self._db.execute(
@@ -239,7 +258,9 @@ class JobService:
                     (me, JobState.RUNNING, row["id"], runner),
                 ).rowcount
             if claimed:
-                self._start(row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"]))
+                self._start(
+                    row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"])
+                )
                 started += 1
         return started
 
@@ -261,7 +282,11 @@ class JobService:
     def _finish(self, job_id: str, future: Future[None] | None) -> None:
         exc = None
         if future is not None:
-            exc = BrokenProcessPool("render pool shut down") if future.cancelled() else future.exception()
+            exc = (
+                BrokenProcessPool("render pool shut down")
+                if future.cancelled()
+                else future.exception()
+            )
         with self._lock:
             self._inflight.pop(job_id, None)
             if isinstance(exc, BrokenProcessPool):  # the worker died, not the job: retry it
@@ -269,13 +294,20 @@ class JobService:
                 self._db.execute(
                     "UPDATE jobs SET state=CASE WHEN attempts < ? THEN ? ELSE ? END, runner=NULL,"
                     " error=? WHERE id=?",
-                    (MAX_ATTEMPTS, JobState.QUEUED, JobState.FAILED, f"worker process died: {exc}", job_id),
+                    (
+                        MAX_ATTEMPTS,
+                        JobState.QUEUED,
+                        JobState.FAILED,
+                        f"worker process died: {exc}",
+                        job_id,
+                    ),
                 )
                 return
             error = f"{type(exc).__name__}: {exc}" if exc else None
             state = JobState.FAILED if error else JobState.SUCCEEDED
             self._db.execute(
-                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?", (state, error, _now(), job_id)
+                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?",
+                (state, error, _now(), job_id),
             )
 
     def wait(self, batch_id: str, timeout: float, owner: str | None = None) -> BatchStatus:

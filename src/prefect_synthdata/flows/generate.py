@@ -9,24 +9,24 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, date
 
-from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from prefect import flow, get_run_logger, runtime
+from pydantic import Field
 
-from prefect_synthdata import batches
+from prefect_synthdata import artifacts
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import BatchFailedError, NotFoundError
-from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
-from prefect_synthdata.storage.publish import check_segment
 from prefect_synthdata.tasks import (
     DatasetInfo,
     build_dataset,
     download_batch,
     publish_dataset,
+    published_dataset,
     submit_batch,
     wait_for_batch,
 )
@@ -36,36 +36,9 @@ def _settings() -> SynthDataSettings:
     return SynthDataSettings()
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
     """Everything a generate-and-publish run needs; the Prefect UI renders it as a form."""
 
-    provider: ProviderConfig = Field(
-        default_factory=ProviderConfig, description="Generation service."
-    )
-    generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
-    num_jobs: int = Field(
-        default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params)."
-    )
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters applied to every job."
-    )
-    job_params: list[dict[str, Any]] | None = Field(
-        default=None, description="Per-job parameters (one dict a job), merged over `params`."
-    )
-    is_preview: bool = Field(default=False, description="Render one preview frame per job.")
-    seed: int = Field(
-        default=0, ge=0, description="Seed from which each job's scene seed is drawn."
-    )
-    randomize: bool = Field(
-        default=False,
-        description="Sample every unspecified parameter within its bounds (Infinity rules).",
-    )
-    name: str = Field(
-        default="synthetic-shapes", description="Dataset name (also the batch label)."
-    )
-    version: str | None = Field(
-        default=None, description="Dataset version; default: derived from the request."
-    )
     dest: str = Field(
         default_factory=lambda: _settings().dest, description="Path, file:// or s3:// URI."
     )
@@ -73,20 +46,26 @@ class GenerateRequest(BaseModel):
         default_factory=StoreOptions,
         description="How to reach an s3:// destination (endpoint, credentials...).",
     )
-    poll_initial_seconds: float = Field(
-        default_factory=lambda: _settings().poll_initial_seconds, gt=0
-    )
-    poll_cap_seconds: float = Field(default_factory=lambda: _settings().poll_cap_seconds, gt=0)
-    deadline_seconds: float = Field(default_factory=lambda: _settings().deadline_seconds, gt=0)
     shard_size: int = Field(
         default_factory=lambda: _settings().shard_size, ge=1, description="Jobs per download task."
     )
+    seed_per_day: bool = Field(
+        default=False,
+        description="Add the run's scheduled date (YYYYMMDD, UTC) to seed: each nightly run renders new "
+        "scenes, while a retry of the same night's run repeats them.",
+    )
 
-    def jobs(self) -> list[dict[str, Any]]:
-        """The per-job parameter dicts this request asks for."""
-        if self.job_params is not None:
-            return [{**self.params, **job} for job in self.job_params]
-        return [dict(self.params) for _ in range(self.num_jobs)]
+    def for_day(self, day: date) -> GenerateRequest:
+        """The request as run on `day`: with `seed_per_day`, the seed moves with the date.
+
+        Example:
+            >>> GenerateRequest(seed=1, seed_per_day=True).for_day(date(2026, 1, 2)).seed
+            20260103
+        """
+        if not self.seed_per_day:
+            return self
+        seed = self.seed + int(day.strftime("%Y%m%d"))
+        return self.model_copy(update={"seed": seed, "seed_per_day": False})
 
 
 @flow(name="generate-dataset", log_prints=False)
@@ -96,34 +75,26 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     Bad input (unknown generator, bad parameters, unusable destination, bad name)
     fails here before any job is submitted. A re-run with the same request adopts
     the same batch, downloads nothing again and publishes nothing new.
+
+    Args:
+        request: What to generate, with which service, and where to publish it.
     """
     logger = get_run_logger()
-    check_segment("name", request.name)
-    if request.version is not None:
-        check_segment("version", request.version)
+    request = request.for_day(runtime.flow_run.scheduled_start_time.astimezone(UTC).date())
+    request.check_names()
     open_destination(request.dest, request.storage).check_writable()
-    provider = request.provider.create()
-    batch_request = batches.prepare_request(
-        provider,
-        request.generator,
-        request.jobs(),
-        request.is_preview,
-        request.name,
-        request.seed,
-        request.randomize,
-    )
-    version = request.version or batch_request.key[:12]
+    provider_config = request.provider_config()
+    provider = provider_config.create()
+    batch_request = request.prepare(provider)
+    version = request.dataset_version(batch_request)
 
-    batch = submit_batch(request.provider, batch_request)
-    policy = batches.PollPolicy(
-        request.poll_initial_seconds, request.poll_cap_seconds, request.deadline_seconds
-    )
+    batch = submit_batch(provider_config, batch_request)
     try:
-        status = wait_for_batch(request.provider, batch, policy)
+        status = wait_for_batch(provider_config, batch, request.poll_policy())
     except NotFoundError:  # a cached batch the provider no longer has (e.g. its state was wiped)
         logger.warning("batch %s is gone from the provider; submitting again", batch.batch_id)
-        batch = submit_batch.with_options(refresh_cache=True)(request.provider, batch_request)
-        status = wait_for_batch(request.provider, batch, policy)
+        batch = submit_batch.with_options(refresh_cache=True)(provider_config, batch_request)
+        status = wait_for_batch(provider_config, batch, request.poll_policy())
     if status.failed:
         details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
         raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
@@ -134,7 +105,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
         for i in range(0, len(batch.job_ids), request.shard_size)
     ]
     futures = [
-        download_batch.submit(request.provider, batch, shard, work_dir / "jobs") for shard in shards
+        download_batch.submit(provider_config, batch, shard, work_dir / "jobs") for shard in shards
     ]
     job_dirs = [folder for future in futures for folder in future.result()]
 
@@ -142,16 +113,6 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
     uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest, request.storage)
     logger.info("dataset ready at %s", uri)
-    return DatasetManifest(
-        uri=uri,
-        name=manifest.name,
-        version=manifest.version,
-        batch_id=manifest.batch_id,
-        generator=manifest.generator,
-        num_images=manifest.num_images,
-        num_annotations=manifest.num_annotations,
-        categories=manifest.categories,
-        manifest_sha256=manifest.sha256(),
-        content_sha256=manifest.content_sha256(),
-        files_uploaded=uploaded,
-    )
+    dataset = published_dataset(manifest, uri, uploaded)
+    artifacts.run_summary(dataset, provider.identity, len(batch.job_ids))
+    return dataset

@@ -1,0 +1,200 @@
+"""Blocks: Prefect's block standards on every block, credentials that never leak their token,
+`prefect block register -m prefect_synthdata`, and the SynthDataJob/SynthDataJobRun pair."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from pycocotools.coco import COCO
+
+import prefect_synthdata
+from prefect_synthdata.blocks import (
+    InfinityCredentials,
+    SynthDataJob,
+    ZpyCredentials,
+    load_credentials,
+)
+from prefect_synthdata.exceptions import ConfigurationError, ParameterValidationError
+from prefect_synthdata.flows import GenerateRequest
+from tests.conftest import subprocess_env
+
+
+def _package_blocks() -> list[type[Block]]:
+    """Every concrete block class defined anywhere in prefect_synthdata."""
+    found: dict[str, type[Block]] = {}
+    for info in pkgutil.walk_packages(prefect_synthdata.__path__, "prefect_synthdata."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(cls, Block)
+                and cls.__module__.startswith("prefect_synthdata")
+                and not inspect.isabstract(cls)
+            ):
+                found[cls.__qualname__] = cls
+    return sorted(found.values(), key=lambda c: c.__name__)
+
+
+BLOCKS = _package_blocks()
+
+
+def test_every_block_is_found_and_exported() -> None:
+    assert [b.__name__ for b in BLOCKS] == ["InfinityCredentials", "SynthDataJob", "ZpyCredentials"]
+    assert all(getattr(prefect_synthdata, b.__name__) is b for b in BLOCKS)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
+class TestBlockStandards(BlockStandardTestSuite):
+    """Prefect's own block standards (description, field descriptions, code example)."""
+
+    @pytest.fixture
+    def block(self, request: pytest.FixtureRequest) -> type[Block]:
+        return request.param  # type: ignore[no-any-return]
+
+    @pytest.mark.skip(reason="no public documentation site yet")
+    def test_has_a_documentation_url(self, block: type[Block]) -> None: ...
+
+    @pytest.mark.skip(reason="no logo yet; the standard check downloads it (no network here)")
+    def test_has_a_valid_image(self, block: type[Block]) -> None: ...
+
+    def test_code_example_is_written_not_generated(self, block: type[Block]) -> None:
+        assert block.get_code_example() != block._generate_code_example()
+
+
+def test_block_register_from_the_command_line() -> None:
+    env = subprocess_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "prefect_synthdata"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    async def slugs() -> set[str]:
+        async with get_client() as client:
+            return {t.slug for t in await client.read_block_types()}
+
+    assert {b.get_block_type_slug() for b in BLOCKS} <= asyncio.run(slugs())
+
+
+def test_credentials_are_stored_masked_and_build_provider_configs() -> None:
+    InfinityCredentials(url="http://127.0.0.1:1", token="inf-secret-1").save(
+        "creds-a", overwrite=True
+    )
+    ZpyCredentials(url="http://127.0.0.1:2", token="zpy-secret-2", project="p1").save(
+        "creds-b", overwrite=True
+    )
+
+    async def stored() -> str:
+        async with get_client() as client:
+            doc = await client.read_block_document_by_name(
+                "creds-a", "synthdata-infinity-credentials", include_secrets=False
+            )
+            assert doc.block_schema is not None
+            assert doc.block_schema.fields["secret_fields"] == ["token"]
+            return json.dumps(doc.data)
+
+    assert "inf-secret-1" not in asyncio.run(stored())
+    loaded = load_credentials("creds-a")
+    assert "inf-secret-1" not in repr(loaded)
+    config = loaded.provider_config()
+    assert (config.kind, config.url, config.token.get_secret_value()) == (
+        "infinity",
+        "http://127.0.0.1:1",
+        "inf-secret-1",
+    )  # type: ignore[union-attr]
+    zpy = load_credentials("synthdata-zpy-credentials/creds-b").provider_config()
+    assert (zpy.kind, zpy.project) == ("zpy", "p1")
+
+    request = GenerateRequest(credentials_block="creds-b")
+    assert request.provider_config().url == "http://127.0.0.1:2"
+    assert "zpy-secret-2" not in request.model_dump_json()
+
+
+def test_a_token_masked_by_the_api_is_refused_with_advice() -> None:
+    request = GenerateRequest.model_validate(
+        {"provider": {"kind": "infinity", "url": "http://127.0.0.1:1", "token": "**********"}}
+    )
+    with pytest.raises(ConfigurationError, match="save the token in a credentials block"):
+        request.provider_config()
+
+
+def test_credentials_lookup_errors_name_the_problem() -> None:
+    InfinityCredentials(url="http://127.0.0.1:1", token="t").save("twin", overwrite=True)
+    ZpyCredentials(url="http://127.0.0.1:2", token="t").save("twin", overwrite=True)
+    with pytest.raises(ConfigurationError, match="more than one credentials block named 'twin'"):
+        load_credentials("twin")
+    with pytest.raises(ConfigurationError, match="no credentials block named 'nope'"):
+        load_credentials("nope")
+    with pytest.raises(ConfigurationError, match="not provider credentials"):
+        SynthDataJob().save("a-job", overwrite=True)
+        load_credentials("synthdata-job/a-job")
+
+
+def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
+    SynthDataJob(
+        name="job-block",
+        num_jobs=2,
+        params={"width": 64, "height": 64},
+        dest=str(tmp_path / "ds"),
+        poll_cap_seconds=0.2,
+    ).save("shapes-job", overwrite=True)
+    job = SynthDataJob.load("shapes-job")
+
+    async def run_it() -> tuple[str, str, object]:
+        first = await job.trigger()
+        with pytest.raises(ConfigurationError, match="await wait_for_completion"):
+            await first.fetch_result(tmp_path / "work")
+        await first.wait_for_completion()
+        dataset = await first.fetch_result(tmp_path / "work")
+        again = await job.trigger()  # same configuration: the same batch is adopted
+        return first.batch_id, again.batch_id, dataset
+
+    first_id, second_id, dataset = asyncio.run(run_it())
+    assert first_id == second_id
+    root = Path(dataset.uri)  # type: ignore[attr-defined]
+    assert (root / "_SUCCESS").is_file()
+    coco = COCO(str(root / "annotations.coco.json"))
+    assert len(coco.getImgIds()) == 2 == dataset.num_images  # type: ignore[attr-defined]
+
+
+def test_job_block_rejects_bad_parameters_before_submitting() -> None:
+    job = SynthDataJob(params={"width": 5})
+    with pytest.raises(ParameterValidationError, match="'width' must be >= 32"):
+        asyncio.run(job.trigger())
+    with pytest.raises(ConfigurationError, match="dataset name"):
+        asyncio.run(SynthDataJob(name="../up").trigger())
+
+
+def test_environment_supplies_provider_and_credentials_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNTHDATA_PROVIDER", "zpy")
+    monkeypatch.setenv("SYNTHDATA_PROVIDER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SYNTHDATA_TOKEN", "env-token-9")
+    monkeypatch.setenv("SYNTHDATA_PROJECT", "p9")
+    monkeypatch.setenv("SYNTHDATA_POLL_CAP_SECONDS", "1.5")
+    monkeypatch.setenv("SYNTHDATA_DEADLINE_SECONDS", "60")
+    request = GenerateRequest()
+    config = request.provider_config()
+    assert (config.kind, config.url, config.project) == ("zpy", "http://127.0.0.1:9", "p9")
+    assert config.token is not None and config.token.get_secret_value() == "env-token-9"
+    assert "env-token-9" not in repr(request) + request.model_dump_json()
+    assert (request.poll_policy().cap_seconds, request.poll_policy().deadline_seconds) == (1.5, 60)
+
+    InfinityCredentials(url="http://127.0.0.1:8", token="t").save("env-default", overwrite=True)
+    monkeypatch.setenv("SYNTHDATA_CREDENTIALS_BLOCK", "env-default")
+    assert GenerateRequest().provider_config().url == "http://127.0.0.1:8"
