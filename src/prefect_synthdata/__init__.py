@@ -1,6 +1,8 @@
 """prefect-synthdata: Prefect 3 tasks, flows and blocks for synthetic computer-vision datasets.
 
-Importing the package registers its blocks (`prefect block register -m prefect_synthdata`).
+The names below load on first use, so that the engine's render workers and the
+reference server import neither Prefect nor the flows. Listing the package (as
+`prefect block register -m prefect_synthdata` does) loads them all, blocks included.
 
 Example:
     >>> from prefect_synthdata import GenerateRequest
@@ -8,17 +10,31 @@ Example:
     'shapes'
 """
 
-from prefect_synthdata.blocks import InfinityCredentials, SynthDataJob, ZpyCredentials
-from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.flows import GenerateRequest, generate_dataset
-from prefect_synthdata.providers import ProviderConfig
+from __future__ import annotations
 
-__all__ = [
-    "DatasetManifest",
-    "GenerateRequest",
-    "InfinityCredentials",
-    "ProviderConfig",
-    "SynthDataJob",
-    "ZpyCredentials",
-    "generate_dataset",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "DatasetManifest": "prefect_synthdata.dataset.manifest",
+    "GenerateRequest": "prefect_synthdata.flows",
+    "generate_dataset": "prefect_synthdata.flows",
+    "ProviderConfig": "prefect_synthdata.providers",
+    "InfinityCredentials": "prefect_synthdata.blocks",
+    "ZpyCredentials": "prefect_synthdata.blocks",
+    "SynthDataJob": "prefect_synthdata.blocks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'prefect_synthdata' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

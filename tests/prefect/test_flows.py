@@ -154,7 +154,8 @@ def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: 
 
 
 def test_sweep_combined_and_state_pass_through(local: ProviderConfig, tmp_path: Path) -> None:
-    earlier = "3f2b1c4d-0000-4000-8000-000000000001"
+    origin = generate_dataset(_base(local, tmp_path / "origin", name="origin", num_jobs=1))
+    earlier = json.loads((Path(origin.uri) / "manifest.json").read_text())["job_ids"][0]
     request = SweepRequest(
         base=_base(local, tmp_path / "ds", name="combined", num_jobs=2),
         axes=[
