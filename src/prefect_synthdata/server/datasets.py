@@ -135,7 +135,7 @@ class ZpyDatasets:
         records = []
         for run in runs:
             job = jobs.get(run["id"])
-            state = SIMRUN_STATES[JobState(job["state"])] if job else "FAILED"
+            state = SIMRUN_STATES.get(job["state"], str(job["state"]).upper()) if job else "FAILED"
             records.append(
                 {
                     "id": run["id"],

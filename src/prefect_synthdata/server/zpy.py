@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_synthdata.engine.generators import GENERATORS
+from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.server.auth import Owner
 from prefect_synthdata.server.context import Context
 from prefect_synthdata.server.datasets import (
@@ -311,7 +312,10 @@ def _files(ctx: Context, owner: str, request: Request) -> list[dict[str, Any]]:
     for run in _datasets(request).simruns(owner):
         if run["state"] != "READY":
             continue
-        job_dir = ctx.service.result_dir(run["id"])
+        try:
+            job_dir = ctx.service.result_dir(run["id"])
+        except NotFoundError:  # its folder was removed from the data dir
+            continue
         for file in sorted(job_dir.iterdir()):
             if not file.is_file():
                 continue
