@@ -20,6 +20,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = tmp_path_factory.mktemp("server") / "data"
     with run_reference_server(data, tokens=TOKENS, workers=2) as srv:
         yield srv
+    assert "Traceback" not in srv.log(), srv.log()[-5000:]  # no request of any test made it fail
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,7 @@ def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     data = tmp_path_factory.mktemp("quota") / "data"
     with run_reference_server(data, tokens=("small", "other", "fuzz"), quota=5) as srv:
         yield srv
+    assert "Traceback" not in srv.log(), srv.log()[-5000:]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.2) -> Any:
