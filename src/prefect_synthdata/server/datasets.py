@@ -38,7 +38,6 @@ from prefect_synthdata.server.store import NAMESPACE
 logger = logging.getLogger("prefect_synthdata.server")
 
 MAX_AMOUNT = 10_000
-FINISHED_STATES = ("READY", "CANCELLED", "PACKAGING_FAILED", "GENERATING_FAILED")
 SIMRUN_STATES = {JobState.QUEUED: "QUEUED", JobState.RUNNING: "RUNNING",
                  JobState.SUCCEEDED: "READY", JobState.FAILED: "FAILED"}  # fmt: skip
 SIMS_CREATED = "2021-07-01T00:00:00.000000Z"

@@ -258,10 +258,13 @@ def dataset_download_link(
 
 
 # -- simruns and files ---------------------------------------------------------------------
-def _config_filter(runs: list[dict[str, Any]], spec_runs: str) -> list[dict[str, Any]]:
-    """The `config=k:v,k:v` filter of `zpy.preview`: top-level keys, values compared as str()."""
+def _config_filter(runs: list[dict[str, Any]], query: str) -> list[dict[str, Any]]:
+    """The `config=k:v,k:v` filter of `zpy.preview`: top-level keys, values compared as str().
+
+    Keys a sim does not have match none of its runs.
+    """
     wanted = []
-    for pair in filter(None, spec_runs.split(",")):
+    for pair in filter(None, query.split(",")):
         key, sep, value = pair.partition(":")
         if not sep:
             raise ApiError(400, f"config filter must be 'key:value,...', got {pair!r}")
@@ -272,7 +275,7 @@ def _config_filter(runs: list[dict[str, Any]], spec_runs: str) -> list[dict[str,
         if generator is None:
             continue
         try:
-            params = config_params(generator.spec, {k: v for k, v in wanted})
+            params = config_params(generator.spec, dict(wanted))
         except ApiError:
             continue
         if all(str(run["config"].get(k)) == v for k, v in params.items()):
