@@ -14,13 +14,22 @@ from tests.reference_server import ServerProcess, run_reference_server
 TOKENS = ("token-alice", "token-bob")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A reference server with two tokens (alice, bob), shared by the tests of one module."""
-    with run_reference_server(
-        tmp_path_factory.mktemp("server") / "data", tokens=TOKENS, workers=2
-    ) as srv:
+    """A reference server with two tokens (alice, bob) and no quota."""
+    data = tmp_path_factory.mktemp("server") / "data"
+    with run_reference_server(data, tokens=TOKENS, workers=2) as srv:
         yield srv
+    assert "Traceback" not in srv.log(), srv.log()[-5000:]  # no request of any test made it fail
+
+
+@pytest.fixture(scope="session")
+def quota_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A reference server with a 5-frame quota per token (tokens small, other, fuzz)."""
+    data = tmp_path_factory.mktemp("quota") / "data"
+    with run_reference_server(data, tokens=("small", "other", "fuzz"), quota=5) as srv:
+        yield srv
+    assert "Traceback" not in srv.log(), srv.log()[-5000:]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.2) -> Any:

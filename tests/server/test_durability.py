@@ -42,7 +42,7 @@ def test_kill_mid_batch_then_restart_finishes_everything(tmp_path: Path) -> None
             summary = _summary(api, batch["id"])
             return summary if any(not r["in_progress"] for r in summary) else None
 
-        before = wait_for(some_done)
+        before = wait_for(some_done, interval=0.05)
         assert any(r["in_progress"] for r in before), (
             "batch finished before the crash; make jobs bigger"
         )

@@ -20,6 +20,7 @@ import requests
 from pycocotools.coco import COCO
 
 from prefect_synthdata.engine.generators import get_generator
+from tests.reference_server import ServerProcess
 from tests.server.conftest import Api, wait_for
 
 SMALL = {"width": 64, "height": 48, "num_objects": 3}
@@ -205,3 +206,16 @@ def test_invalid_parameters_are_all_named(alice: Api) -> None:
     assert response.status_code == 400
     problems = response.json()["problems"]
     assert any("width" in p for p in problems) and any("colour" in p for p in problems)
+
+
+def test_openapi_document_lists_both_dialects(server: ServerProcess) -> None:
+    paths = requests.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
+    for path in [
+        "/api/jobs/", "/api/jobs/{generator}/", "/api/batch/", "/api/batch/estimate/",
+        "/api/batch/{batch_id}/", "/api/batch/{batch_id}/summary/", "/api/job_runs/counts/",
+        "/api/job_previews/", "/api/job_previews/{job_id}/", "/api/job_runs/", "/api/job_runs/{job_id}/",
+        "/api/v1/projects/{project_id}", "/api/v1/sims/", "/api/v1/datasets/", "/api/v1/datasets/{dataset_id}/",
+        "/api/v1/datasets/{dataset_id}/generate/", "/api/v1/datasets/{dataset_id}/download/",
+        "/api/v1/simruns/", "/api/v1/files/", "/results/jobs/{job_id}.zip",
+    ]:  # fmt: skip
+        assert path in paths, path

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prefect_synthdata.cli import main as cli_main
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.server.config import FaultConfig, build_parser, config_from_args
 from prefect_synthdata.server.errors import ApiError
@@ -121,3 +122,12 @@ def test_fault_dice_are_seeded_and_truncate_only_results() -> None:
     assert set(rolls) == {"error", "throttle", None}
     assert "truncate" in {dice_a.roll("/results/jobs/x.zip") for _ in range(50)}
     assert not FaultConfig().enabled
+
+
+def test_serve_subcommand_refuses_to_start_without_tokens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SYNTHDATA_SERVER_TOKENS", raising=False)
+    assert cli_main(["serve", "--data-dir", str(tmp_path), "--port", "1"]) == 2
+    assert "--token" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was created

@@ -47,6 +47,8 @@ class ArchiveStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        for stale in root.glob("*/*.zip.partial-*"):  # left by a process that died mid-build
+            stale.unlink(missing_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 

@@ -38,7 +38,6 @@ from prefect_synthdata.server.store import NAMESPACE
 logger = logging.getLogger("prefect_synthdata.server")
 
 MAX_AMOUNT = 10_000
-FINISHED_STATES = ("READY", "CANCELLED", "PACKAGING_FAILED", "GENERATING_FAILED")
 SIMRUN_STATES = {JobState.QUEUED: "QUEUED", JobState.RUNNING: "RUNNING",
                  JobState.SUCCEEDED: "READY", JobState.FAILED: "FAILED"}  # fmt: skip
 SIMS_CREATED = "2021-07-01T00:00:00.000000Z"
@@ -126,16 +125,22 @@ class ZpyDatasets:
         self._thread = threading.Thread(target=self._run, name="zpy-packager", daemon=True)
 
     # -- records -------------------------------------------------------------------------
+    def _jobs(self, owner: str, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Engine job rows by id, read in chunks (SQLite bounds the parameters of one query)."""
+        jobs: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(job_ids), 1000):
+            chunk = job_ids[start : start + 1000]
+            jobs.update((j["id"], j) for j in self.ctx.service.list_jobs(owner, job_ids=chunk))
+        return jobs
+
     def simruns(self, owner: str, dataset_id: str | None = None) -> list[dict[str, Any]]:
         """`owner`'s simrun records (of one dataset), with states from the engine."""
         runs = self.ctx.store.list_simruns(owner, dataset_id)
-        jobs = {
-            j["id"]: j for j in self.ctx.service.list_jobs(owner, job_ids=[r["id"] for r in runs])
-        }
+        jobs = self._jobs(owner, [r["id"] for r in runs])
         records = []
         for run in runs:
             job = jobs.get(run["id"])
-            state = SIMRUN_STATES[JobState(job["state"])] if job else "FAILED"
+            state = SIMRUN_STATES.get(job["state"], str(job["state"]).upper()) if job else "FAILED"
             records.append(
                 {
                     "id": run["id"],
@@ -224,9 +229,7 @@ class ZpyDatasets:
         """Params key -> an existing simrun that has not failed."""
         found = self.ctx.store.find_simruns(owner, sim, list(dict.fromkeys(keys)))
         candidates = [run for runs in found.values() for run in runs]
-        states = {
-            j["id"]: j["state"] for j in self.ctx.service.list_jobs(owner, job_ids=candidates)
-        }
+        states = {job_id: job["state"] for job_id, job in self._jobs(owner, candidates).items()}
         reuse = {}
         for key, runs in found.items():
             alive = [r for r in runs if states.get(r) not in (None, JobState.FAILED)]

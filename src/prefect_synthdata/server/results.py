@@ -26,6 +26,7 @@ from prefect_synthdata.server.signing import SignatureError
 
 router = APIRouter(prefix="/results", tags=["results"])
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 Expires = Query(description="expiry, seconds since the epoch", max_length=20)
 Signature = Query(description="HMAC signature", max_length=128)
 
@@ -78,7 +79,8 @@ def download_dataset(
     if dataset is None or dataset["state"] != "READY" or not path.is_file():
         raise ApiError(404, f"dataset {dataset_id!r} has no packaged result")
     archive = Archive(path=path, size=path.stat().st_size, sha256=dataset["sha256"])
-    return _zip_response(archive, f"{dataset['name'].replace(' ', '_')}-{dataset_id[:8]}.zip")
+    stem = UNSAFE_CHARS.sub("_", dataset["name"])[:100]
+    return _zip_response(archive, f"{stem}-{dataset_id[:8]}.zip")
 
 
 @router.api_route(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,25 @@ from prefect_synthdata.server.app import create_app
 from prefect_synthdata.server.auth import owner_id
 from prefect_synthdata.server.config import ServerConfig, build_parser, config_from_args
 from prefect_synthdata.server.store import ZpyStore
+
+SIGNATURE = re.compile(r"([?&]sig=)[^&\s\"]*")
+
+
+class RedactSignatures(logging.Filter):
+    """Keep result-URL signatures out of the access log.
+
+    Example:
+        >>> record = logging.LogRecord("uvicorn.access", 20, "", 0, "%s", ("/r.zip?expires=1&sig=abc",), None)
+        >>> RedactSignatures().filter(record) and record.args
+        ('/r.zip?expires=1&sig=***',)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                SIGNATURE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -35,6 +55,7 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8080) -> No
     store.close()
     if config.faults.enabled:
         print(f"fault injection ON: {config.faults.model_dump()}", file=sys.stderr, flush=True)
+    logging.getLogger("uvicorn.access").addFilter(RedactSignatures())
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=10
     )

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_synthdata.engine.generators import GENERATORS
+from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.server.auth import Owner
 from prefect_synthdata.server.context import Context
 from prefect_synthdata.server.datasets import (
@@ -257,10 +258,13 @@ def dataset_download_link(
 
 
 # -- simruns and files ---------------------------------------------------------------------
-def _config_filter(runs: list[dict[str, Any]], spec_runs: str) -> list[dict[str, Any]]:
-    """The `config=k:v,k:v` filter of `zpy.preview`: top-level keys, values compared as str()."""
+def _config_filter(runs: list[dict[str, Any]], query: str) -> list[dict[str, Any]]:
+    """The `config=k:v,k:v` filter of `zpy.preview`: top-level keys, values compared as str().
+
+    Keys a sim does not have match none of its runs.
+    """
     wanted = []
-    for pair in filter(None, spec_runs.split(",")):
+    for pair in filter(None, query.split(",")):
         key, sep, value = pair.partition(":")
         if not sep:
             raise ApiError(400, f"config filter must be 'key:value,...', got {pair!r}")
@@ -271,7 +275,7 @@ def _config_filter(runs: list[dict[str, Any]], spec_runs: str) -> list[dict[str,
         if generator is None:
             continue
         try:
-            params = config_params(generator.spec, {k: v for k, v in wanted})
+            params = config_params(generator.spec, dict(wanted))
         except ApiError:
             continue
         if all(str(run["config"].get(k)) == v for k, v in params.items()):
@@ -311,7 +315,10 @@ def _files(ctx: Context, owner: str, request: Request) -> list[dict[str, Any]]:
     for run in _datasets(request).simruns(owner):
         if run["state"] != "READY":
             continue
-        job_dir = ctx.service.result_dir(run["id"])
+        try:
+            job_dir = ctx.service.result_dir(run["id"])
+        except NotFoundError:  # its folder was removed from the data dir
+            continue
         for file in sorted(job_dir.iterdir()):
             if not file.is_file():
                 continue
