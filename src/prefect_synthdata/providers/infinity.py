@@ -192,29 +192,43 @@ class InfinityProvider:
 
     def submit(self, request: BatchRequest) -> BatchRef:
         """POST the batch once; after an ambiguous failure adopt it by name or re-send."""
+        body = self.post_batch_once(
+            request.name, request.generator, request.jobs, request.is_preview
+        )
+        return self._ref(body, request.generator)
+
+    def post_batch_once(
+        self,
+        name: str,
+        generator: str,
+        jobs: list[dict[str, Any]],
+        is_preview: bool,
+        created_after: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The created batch's body. When a POST's outcome is unknown, a batch of that name
+        (created after `created_after`, when given) is adopted, else the POST is re-sent."""
         for _ in range(SUBMIT_ATTEMPTS):
             try:
-                body = self.api.post_batch(
-                    request.name, request.generator, request.jobs, request.is_preview
-                )
+                return self.api.post_batch(name, generator, jobs, is_preview)
             except AmbiguousRequestError:
-                found = self.find_batch(request.name)
+                found = self._find(name, created_after)
                 if found is not None:
                     return found
-                continue
-            return self._ref(body, request.generator)
-        raise TransientError(
-            f"could not submit batch {request.name!r} after {SUBMIT_ATTEMPTS} attempts"
-        )
+        raise TransientError(f"could not submit batch {name!r} after {SUBMIT_ATTEMPTS} attempts")
 
     def find_batch(self, name: str) -> BatchRef | None:
         """The oldest batch named `name` created within `FIND_WINDOW`, if any."""
+        found = self._find(name, None)
+        return None if found is None else self._ref(found, generator=None)
+
+    def _find(self, name: str, created_after: datetime | None) -> dict[str, Any] | None:
         end = datetime.now(UTC) + timedelta(minutes=5)  # tolerate clock skew
-        matches = [b for b in self.api.batches(end - FIND_WINDOW, end) if b.get("name") == name]
+        start = created_after or end - FIND_WINDOW
+        matches = [b for b in self.api.batches(start, end) if b.get("name") == name]
         if not matches:
             return None
         oldest = min(matches, key=lambda b: (str(b.get("created", "")), str(b["id"])))
-        return self._ref(self.api.batch(str(oldest["id"])), generator=None)
+        return self.api.batch(str(oldest["id"]))
 
     def _ref(self, body: dict[str, Any], generator: str | None) -> BatchRef:
         runs = body.get("job_runs") or []

@@ -263,22 +263,30 @@ class ZpyProvider:
         return [int(p.get("frames", 1)) for p in self.validate(generator, jobs, is_preview)]
 
     def submit(self, request: BatchRequest) -> BatchRef:
-        """Create the dataset and generate it, each step once; ambiguous failures are resolved by lookup."""
         config = shared_config(request.jobs)
-        dataset = self._dataset_by_name(request.name) or self._create_dataset(request.name)
+        dataset_id = self.generate_dataset(
+            request.name, request.generator, config, len(request.jobs)
+        )
+        return self._ref(dataset_id, request.name)
+
+    def generate_dataset(self, name: str, sim: str, config: dict[str, Any], amount: int) -> str:
+        """Create dataset `name` (or adopt it) and generate it once; returns its id.
+
+        Each POST is sent once; after an ambiguous failure the dataset is looked up by
+        name, and `generate` is re-sent only while the dataset is certainly not generated.
+        """
+        dataset = self._dataset_by_name(name) or self._create_dataset(name)
         dataset_id = str(dataset["id"])
         for _ in range(SUBMIT_ATTEMPTS):
             if self._generated(dataset_id):
-                return self._ref(dataset_id, request.name)
+                return dataset_id
             try:
-                self.api.generate(
-                    dataset_id, self.project, request.generator, config, len(request.jobs)
-                )
+                self.api.generate(dataset_id, self.project, sim, config, amount)
             except AmbiguousRequestError:
                 continue
-            return self._ref(dataset_id, request.name)
+            return dataset_id
         raise TransientError(
-            f"could not generate dataset {request.name!r} after {SUBMIT_ATTEMPTS} attempts"
+            f"could not generate dataset {name!r} after {SUBMIT_ATTEMPTS} attempts"
         )
 
     def _create_dataset(self, name: str) -> dict[str, Any]:
