@@ -57,7 +57,9 @@ class DownloadError(SynthDataError):
 
 
 def _is_missing(value: Any) -> bool:
-    """An empty DataFrame cell (NaN, NA, NaT); `None` stays a value (uuid params take it)."""
+    """An empty DataFrame cell: None, NaN, NA or NaT (pandas does not keep them apart)."""
+    if value is None:
+        return True
     if isinstance(value, float):
         return math.isnan(value)
     return type(value).__name__ in ("NAType", "NaTType")
@@ -72,22 +74,23 @@ def _plain(value: Any) -> Any:
 def as_job_list(job_params: Any) -> list[JobParams]:
     """A list of per-job dicts from a list of dicts or a pandas DataFrame (one row a job).
 
+    In a DataFrame an empty cell means "unspecified": the parameter takes its default.
+
     Example:
         >>> as_job_list([{"width": 64}])
         [{'width': 64}]
     """
     if hasattr(job_params, "to_dict") and hasattr(job_params, "columns"):
         records = job_params.to_dict(orient="records")
-    elif isinstance(job_params, list):
-        records = job_params
-    else:
+        return [{str(k): _plain(v) for k, v in r.items() if not _is_missing(v)} for r in records]
+    if not isinstance(job_params, list):
         raise TypeError(
             f"job_params must be a list of dicts or a DataFrame, got {type(job_params).__name__}"
         )
-    for index, record in enumerate(records):
+    for index, record in enumerate(job_params):
         if not isinstance(record, dict):
             raise TypeError(f"job_params[{index}] must be a dict, got {type(record).__name__}")
-    return [{str(k): _plain(v) for k, v in r.items() if not _is_missing(v)} for r in records]
+    return [dict(r) for r in job_params]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def parse_path(path: str) -> list[PathToken]:
     """
     tokens: list[PathToken] = []
     key: str | None = None
+    previous = "start"  # start, key, index or dot
     pos = 0
     while pos < len(path):
         match = _TOKEN.match(path, pos)
@@ -62,23 +63,23 @@ def parse_path(path: str) -> list[PathToken]:
             raise ValueError(f"cannot parse path {path!r} at position {pos}")
         escaped, dot, index, text = match.groups()
         if dot:
-            if key is None and (not tokens or pos == 0):
+            if previous in ("start", "dot"):
                 raise ValueError(f"empty key in path {path!r}")
             if key is not None:
                 tokens.append(key)
-            key = None
+            key, previous = None, "dot"
         elif index is not None:
             if key is not None:
                 tokens.append(key)
-                key = None
+            key, previous = None, "index"
             tokens.append(int(index))
         else:
-            key = (key or "") + (escaped if escaped is not None else text)
+            key, previous = (key or "") + (escaped if escaped is not None else text), "key"
         pos = match.end()
+    if previous in ("start", "dot"):
+        raise ValueError(f"path {path!r} is empty or ends with a dot")
     if key is not None:
         tokens.append(key)
-    if not tokens:
-        raise ValueError("empty path")
     return tokens
 
 

@@ -43,9 +43,9 @@ def check_member(info: zipfile.ZipInfo) -> PurePosixPath:
     path = PurePosixPath(name)
     if any(part == ".." for part in path.parts):
         raise UnsafeArchiveError(f"zip member {name!r} escapes the destination")
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a special file"
+    file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
+    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
+        kind = "a symbolic link" if file_type == stat.S_IFLNK else "a special file"
         raise UnsafeArchiveError(f"zip member {name!r} is {kind}")
     if info.flag_bits & 0x1:
         raise UnsafeArchiveError(f"zip member {name!r} is encrypted")

@@ -56,7 +56,8 @@ CONNECTION_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
 )
 MAX_DETAIL = 500
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # a dropped connection loses at most one partly read chunk
+CHECKSUM_HEADER = "X-Checksum-Sha256"
 
 
 class AmbiguousRequestError(TransientError):
@@ -279,7 +280,8 @@ class HttpClient:
 
         The Authorization header goes only to URLs on this client's server (a result URL
         on another host is pre-signed). Size and sha256 are checked when known;
-        IntegrityError (and the partial file removed) when they do not match. An existing
+        IntegrityError (and the partial file removed) when they do not match; a sha256 the
+        server announces in `X-Checksum-Sha256` is checked too. An existing
         `dest` that passes the checks is kept without any request.
         """
         if dest.exists():
@@ -293,10 +295,11 @@ class HttpClient:
         headers = self.auth_headers() if same_origin(self.base_url, url) else {}
         what = f"GET {urlsplit(url).path}"
         failures = 0
+        announced: list[str] = []
         while True:
             have = part.stat().st_size if part.exists() else 0
             try:
-                finished = self._download_step(url, part, have, headers, what)
+                finished = self._download_step(url, part, have, headers, what, announced)
             except CONNECTION_ERRORS as exc:
                 finished, reason = False, type(exc).__name__
             else:
@@ -309,7 +312,9 @@ class HttpClient:
                 raise TransientError(f"{what}: {reason}, giving up after {failures} attempts")
             self._sleep(what, failures, None, reason)
         try:
-            verify_file(part, expected_size, expected_sha256)
+            verify_file(
+                part, expected_size, expected_sha256 or (announced[-1] if announced else None)
+            )
         except IntegrityError:
             part.unlink()
             raise
@@ -317,9 +322,11 @@ class HttpClient:
         return dest
 
     def _download_step(
-        self, url: str, part: Path, have: int, auth: dict[str, str], what: str
+        self, url: str, part: Path, have: int, auth: dict[str, str], what: str, announced: list[str]
     ) -> bool:
-        """One GET of the rest of `url` into `part`; True when the file is complete."""
+        """One GET of the rest of `url` into `part`; True when the file is complete.
+
+        A sha256 announced by the server is appended to `announced`."""
         headers = dict(auth)
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -338,6 +345,8 @@ class HttpClient:
                 return False
             if status >= 400:
                 raise self.error_for(what, response)
+            if response.headers.get(CHECKSUM_HEADER):
+                announced.append(response.headers[CHECKSUM_HEADER].strip())
             if status == 206:
                 start, _, total = _content_range(response.headers.get("Content-Range", ""))
                 if start != have:
