@@ -5,6 +5,7 @@ Example:
     $ synthdata generate --provider local --generator shapes --jobs 4 --param width=256 \\
           --dest ./datasets --name demo
     $ synthdata datasets ls ./datasets
+    $ synthdata serve --port 8080 --data-dir ./server-data --token my-token
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def cmd_datasets_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from prefect_synthdata.server.run import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthdata", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("dest")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(run=cmd_datasets_ls)
+
+    from prefect_synthdata.server.config import build_parser as add_serve_arguments
+
+    serve = commands.add_parser("serve", help="run the reference server (Infinity and zpy APIs)")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -255,3 +255,84 @@ class JobService:
             self._pool = None
         with self._lock:
             self._db.close()
+
+    # -- reporting queries (used by the reference server) --------------------------------
+    def list_batches(self, owner: str, start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
+        """`owner`'s batches created in `[start, end]` (ISO 8601 UTC strings), oldest first.
+
+        Each row has `id`, `name`, `generator`, `is_preview` and `created`.
+        """
+        rows = self._query(
+            "SELECT id, name, generator, is_preview, created FROM batches WHERE owner=?"
+            " AND created >= ? AND created <= ? ORDER BY created, id",
+            (owner, start or "", end or "\uffff"),
+        )
+        return [dict(r) | {"is_preview": bool(r["is_preview"])} for r in rows]
+
+    def list_jobs(
+        self,
+        owner: str,
+        batch_id: str | None = None,
+        job_ids: list[str] | None = None,
+        is_preview: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """`owner`'s jobs, optionally of one batch, among `job_ids`, or of one kind; batch order.
+
+        Each row has `id`, `batch_id`, `idx`, `generator`, `is_preview`, `params` (a dict),
+        `frames`, `state`, `error`, `created` (of the batch) and `finished`.
+        """
+        where, args = ["batches.owner=?"], [owner]
+        if batch_id is not None:
+            where.append("jobs.batch_id=?")
+            args.append(batch_id)
+        if job_ids is not None:
+            where.append(f"jobs.id IN ({','.join('?' * len(job_ids))})")
+            args.extend(job_ids)
+        if is_preview is not None:
+            where.append("batches.is_preview=?")
+            args.append(int(is_preview))
+        rows = self._query(
+            "SELECT jobs.id, jobs.batch_id, jobs.idx, batches.generator, batches.is_preview, jobs.params,"
+            " jobs.frames, jobs.state, jobs.error, batches.created, jobs.finished"
+            " FROM jobs JOIN batches ON batches.id = jobs.batch_id"
+            f" WHERE {' AND '.join(where)} ORDER BY batches.created, jobs.batch_id, jobs.idx",
+            tuple(args),
+        )
+        return [
+            dict(r) | {"is_preview": bool(r["is_preview"]), "params": json.loads(r["params"])} for r in rows
+        ]
+
+    def frames_submitted(self, owner: str) -> int:
+        """Frames of every job `owner` submitted that has not failed (for quotas)."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(jobs.frames), 0) AS n FROM jobs JOIN batches ON batches.id = jobs.batch_id"
+            " WHERE batches.owner=? AND jobs.state != ?",
+            (owner, JobState.FAILED),
+        )
+        return int(rows[0]["n"])
+
+    def usage_counts(self, owner: str, start: str, end: str) -> dict[str, dict[str, int]]:
+        """Frames rendered by `owner`'s jobs that succeeded in `[start, end]`, per generator.
+
+        Example: `{"shapes": {"preview": 2, "non_preview": 30}}`.
+        """
+        rows = self._query(
+            "SELECT batches.generator, batches.is_preview, SUM(jobs.frames) AS n"
+            " FROM jobs JOIN batches ON batches.id = jobs.batch_id"
+            " WHERE batches.owner=? AND jobs.state=? AND jobs.finished >= ? AND jobs.finished <= ?"
+            " GROUP BY batches.generator, batches.is_preview",
+            (owner, JobState.SUCCEEDED, start, end),
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for r in rows:
+            entry = counts.setdefault(r["generator"], {"preview": 0, "non_preview": 0})
+            entry["preview" if r["is_preview"] else "non_preview"] += int(r["n"])
+        return counts
+
+    def job_owner(self, job_id: str) -> str | None:
+        """The owner of the batch that holds `job_id`, or None if there is no such job."""
+        rows = self._query(
+            "SELECT batches.owner FROM jobs JOIN batches ON batches.id = jobs.batch_id WHERE jobs.id=?",
+            (job_id,),
+        )
+        return str(rows[0]["owner"]) if rows else None

@@ -1,0 +1,87 @@
+"""The FastAPI application: both dialects, signed results, JSON errors, optional faults.
+
+`create_app(config)` returns an ASGI app; state under `config.data_dir` is opened at
+startup (unfinished jobs of an earlier run resume) and closed at shutdown. The
+OpenAPI document is at `/openapi.json`, interactive docs at `/docs`.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from fastapi.testclient import TestClient
+    >>> from pydantic import SecretStr
+    >>> config = ServerConfig(data_dir=pathlib.Path(tempfile.mkdtemp()), tokens=[SecretStr("t")], workers=1)
+    >>> with TestClient(create_app(config)) as client:
+    ...     client.get("/api/jobs/", headers={"Authorization": "Token t"}).json()
+    [{'name': 'shapes'}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from prefect_synthdata.server import infinity, results, zpy
+from prefect_synthdata.server.config import ServerConfig
+from prefect_synthdata.server.context import ServerContext
+from prefect_synthdata.server.datasets import ZpyDatasets
+from prefect_synthdata.server.errors import ApiError, install_error_handlers
+from prefect_synthdata.server.faults import FaultMiddleware
+
+MAX_BODY_BYTES = 16 << 20
+
+
+class BodyLimit:
+    """Refuse request bodies announced larger than `MAX_BODY_BYTES` with a JSON 413."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                error = ApiError(
+                    413, f"request body must be a Content-Length of at most {MAX_BODY_BYTES} bytes"
+                )
+                await JSONResponse(error.body(), status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The reference server for `config` (faults applied outermost when enabled)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = ServerContext.open(config)
+        datasets = ZpyDatasets(context)
+        app.state.context, app.state.tokens, app.state.datasets = context, context.tokens, datasets
+        datasets.start()
+        try:
+            yield
+        finally:
+            datasets.stop()
+            context.close()
+
+    app = FastAPI(
+        title="prefect-synthdata reference server",
+        version="1",
+        description="The Infinity and zpy synthetic-data APIs served over the prefect-synthdata engine.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(infinity.router)
+    app.include_router(zpy.router)
+    app.include_router(results.router)
+
+    @app.get("/healthz", tags=["health"], summary="Readiness probe (no auth)")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit)
+    if config.faults.enabled:
+        app.add_middleware(FaultMiddleware, config=config.faults)
+    return app

@@ -1,0 +1,131 @@
+"""Settings of the reference server, from `SYNTHDATA_SERVER_*` / `SYNTHDATA_FAULT_*` or flags.
+
+Tokens come from `--token` (repeatable) and from `SYNTHDATA_SERVER_TOKENS` (comma
+separated); both are kept as `SecretStr` and never logged.
+
+Example:
+    >>> import os; os.environ["SYNTHDATA_SERVER_TOKENS"] = "a,b"
+    >>> config = config_from_args(build_parser().parse_args(["--data-dir", "/tmp/srv"]))
+    >>> len(config.tokens), config.faults.enabled
+    (2, False)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prefect_synthdata.exceptions import ConfigurationError
+
+
+class FaultConfig(BaseSettings):
+    """Injected faults, all off by default. Rates are per-request probabilities in [0, 1]."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNTHDATA_FAULT_")
+
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="Answer 503 with a JSON body.")
+    throttle_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Answer 429 with Retry-After."
+    )
+    retry_after: int = Field(
+        default=1, ge=0, le=3600, description="Seconds in the Retry-After header."
+    )
+    drop_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Send headers, then drop the connection."
+    )
+    truncate_rate: float = Field(default=0.0, ge=0, le=1, description="Cut result downloads short.")
+    latency_ms: float = Field(
+        default=0.0, ge=0, le=60_000, description="Delay added to every request."
+    )
+    seed: int = Field(default=0, description="Seed of the fault dice (same requests, same faults).")
+
+    @property
+    def enabled(self) -> bool:
+        rates = (self.error_rate, self.throttle_rate, self.drop_rate, self.truncate_rate)
+        return any(rates) or self.latency_ms > 0
+
+
+class ServerSettings(BaseSettings):
+    """Environment defaults of `synthdata serve`."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNTHDATA_SERVER_")
+
+    tokens: str = Field(default="", description="Comma-separated API tokens.")
+    data_dir: Path = Field(
+        default=Path("./synthdata-server"), description="SQLite state and results."
+    )
+    quota_frames: int | None = Field(
+        default=None, ge=0, description="Frames each token may submit."
+    )
+    url_ttl_seconds: int = Field(default=3600, ge=1, description="Lifetime of signed result URLs.")
+    workers: int | None = Field(default=None, ge=1, description="Render processes (default: CPUs).")
+
+
+class ServerConfig(BaseModel):
+    """Everything `create_app` needs."""
+
+    data_dir: Path
+    tokens: list[SecretStr]
+    quota_frames: int | None = None
+    url_ttl_seconds: int = 3600
+    workers: int | None = None
+    faults: FaultConfig = Field(default_factory=FaultConfig)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add the `serve` flags to `parser` (or a new one). Flags override the environment."""
+    parser = parser or argparse.ArgumentParser(
+        prog="synthdata serve", description="Run the reference server."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument(
+        "--data-dir", type=Path, help="state directory (default: $SYNTHDATA_SERVER_DATA_DIR)"
+    )
+    parser.add_argument("--token", action="append", default=[], help="API token (repeatable)")
+    parser.add_argument(
+        "--quota-frames", type=int, help="frame quota per token (default: unlimited)"
+    )
+    parser.add_argument("--url-ttl", type=int, help="lifetime of signed result URLs, seconds")
+    parser.add_argument("--workers", type=int, help="render processes (default: CPU count)")
+    faults = parser.add_argument_group("fault injection (off by default; also SYNTHDATA_FAULT_*)")
+    for name, field in FaultConfig.model_fields.items():
+        flag = "--fault-" + name.replace("_", "-")
+        faults.add_argument(
+            flag, dest=f"fault_{name}", type=type(field.default), help=field.description
+        )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Merge flags over `SYNTHDATA_SERVER_*` and `SYNTHDATA_FAULT_*`; ConfigurationError if unusable."""
+    env = ServerSettings()
+    raw_tokens = [t.strip() for t in env.tokens.split(",")] + list(args.token)
+    tokens = list(dict.fromkeys(t for t in raw_tokens if t))
+    if not tokens:
+        raise ConfigurationError(
+            "the server needs at least one token: --token or $SYNTHDATA_SERVER_TOKENS"
+        )
+    overrides = {
+        name: getattr(args, f"fault_{name}")
+        for name in FaultConfig.model_fields
+        if getattr(args, f"fault_{name}", None) is not None
+    }
+    try:
+        faults = FaultConfig(**overrides)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad fault settings: {exc}") from None
+    quota = args.quota_frames if args.quota_frames is not None else env.quota_frames
+    if quota is not None and quota < 0:
+        raise ConfigurationError(f"--quota-frames must be >= 0, got {quota}")
+    return ServerConfig(
+        data_dir=args.data_dir or env.data_dir,
+        tokens=[SecretStr(t) for t in tokens],
+        quota_frames=quota,
+        url_ttl_seconds=args.url_ttl or env.url_ttl_seconds,
+        workers=args.workers or env.workers,
+        faults=faults,
+    )

@@ -1,0 +1,80 @@
+"""The server's long-lived parts, opened once per process and shared by every route.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from pydantic import SecretStr
+    >>> from prefect_synthdata.server.config import ServerConfig
+    >>> ctx = ServerContext.open(ServerConfig(data_dir=pathlib.Path(tempfile.mkdtemp()), tokens=[SecretStr("t")], workers=1))
+    >>> ctx.store.list_projects(ctx.tokens.owners[0])[0]["name"]
+    'default'
+    >>> ctx.close()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+
+from prefect_synthdata.engine.jobs import JobService
+from prefect_synthdata.server.archives import ArchiveStore
+from prefect_synthdata.server.auth import TokenRegistry
+from prefect_synthdata.server.config import ServerConfig
+from prefect_synthdata.server.quota import FrameQuota
+from prefect_synthdata.server.signing import UrlSigner
+from prefect_synthdata.server.store import ZpyStore
+
+
+@dataclass
+class ServerContext:
+    """Job service, zpy records, archives, URL signer, quota and tokens of one data dir."""
+
+    config: ServerConfig
+    service: JobService
+    store: ZpyStore
+    archives: ArchiveStore
+    signer: UrlSigner
+    quota: FrameQuota
+    tokens: TokenRegistry
+
+    @classmethod
+    def open(cls, config: ServerConfig) -> ServerContext:
+        """Open (or create) everything under `config.data_dir`; unfinished jobs resume here."""
+        data_dir = config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        service = JobService(data_dir / "engine", workers=config.workers)
+        store = ZpyStore(data_dir / "zpy.sqlite3")
+        tokens = TokenRegistry(config.tokens)
+        for owner in tokens.owners:
+            store.default_project(owner)
+        return cls(
+            config=config,
+            service=service,
+            store=store,
+            archives=ArchiveStore(data_dir / "archives"),
+            signer=UrlSigner.load(data_dir, config.url_ttl_seconds),
+            quota=FrameQuota(service, config.quota_frames),
+            tokens=tokens,
+        )
+
+    def signed_url(
+        self, request: Request, route: str, resource: str, owner: str, **path: str
+    ) -> str:
+        """An absolute, signed, expiring URL of a result route (no auth header needed)."""
+        base = str(request.url_for(route, **path))
+        return f"{base}?{urlencode(self.signer.sign(resource, owner))}"
+
+    def close(self) -> None:
+        self.service.close()
+        self.store.close()
+
+
+def get_context(request: Request) -> ServerContext:
+    """FastAPI dependency: the app's `ServerContext`."""
+    context: ServerContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ServerContext, Depends(get_context)]

@@ -1,0 +1,123 @@
+"""Django-style list filters and `{count, next, previous, results}` pagination for the zpy dialect.
+
+A filter is `field[__field...][__lookup]=value`; a `~` prefix negates it. Lookups:
+`exact` (default), `iexact`, `contains`, `icontains`, `startswith`, `istartswith`,
+`endswith`, `iendswith`, `in` (comma list) and `isnull`. A field holding a list
+matches when any element does; a field holding a record compares its `id`.
+
+Example:
+    >>> rows = [{"name": "cars", "run": {"sim": "s1"}}, {"name": "bikes", "run": {"sim": "s2"}}]
+    >>> [r["name"] for r in apply_filters(rows, [("run__sim", "s2")])]
+    ['bikes']
+    >>> [r["name"] for r in apply_filters(rows, [("~name__icontains", "CAR")])]
+    ['bikes']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from prefect_synthdata.server.errors import ApiError
+
+LOOKUPS = {"exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith",
+           "iendswith", "in", "isnull"}  # fmt: skip
+PAGINATION = {"page", "page-size", "page_size", "format"}
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
+
+
+def _compare(value: Any, lookup: str, wanted: str) -> bool:
+    if isinstance(value, list):
+        return any(_compare(v, lookup, wanted) for v in value)
+    if isinstance(value, dict):
+        value = value.get("id")
+    if lookup == "isnull":
+        return (value is None) == (wanted.lower() in ("1", "true", "yes"))
+    text = _text(value)
+    if lookup == "in":
+        return text in wanted.split(",")
+    if lookup.startswith("i") or isinstance(value, bool):
+        text, wanted = text.lower(), wanted.lower()
+        lookup = lookup.removeprefix("i")
+    if lookup == "exact":
+        return text == wanted
+    if lookup == "contains":
+        return wanted in text
+    if lookup == "startswith":
+        return text.startswith(wanted)
+    return text.endswith(wanted)
+
+
+def _resolve(row: dict[str, Any], path: list[str], key: str) -> Any:
+    value: Any = row
+    for part in path:
+        if isinstance(value, list):
+            value = [v.get(part) if isinstance(v, dict) else None for v in value]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise ApiError(400, f"unknown filter {key!r}: no field {part!r}")
+    return value
+
+
+def apply_filters(
+    rows: list[dict[str, Any]], params: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Rows matching every filter in `params` (pagination parameters are ignored)."""
+    selected = rows
+    for key, wanted in params:
+        if key in PAGINATION:
+            continue
+        negate = key.startswith("~")
+        parts = key.removeprefix("~").split("__")
+        lookup = parts.pop() if len(parts) > 1 and parts[-1] in LOOKUPS else "exact"
+        if not parts or not all(parts):
+            raise ApiError(400, f"malformed filter {key!r}")
+        if not rows:
+            continue
+        _resolve(rows[0], parts, key)  # unknown fields are errors even when nothing matches
+        selected = [
+            r for r in selected if _compare(_resolve(r, parts, key), lookup, wanted) != negate
+        ]
+    return selected
+
+
+def _page_number(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, f"{name!r} must be an integer from 1 to {maximum}, got {raw!r}")
+    return int(raw)
+
+
+def paginate(request: Request, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of `rows` with `count`, `next` and `previous` URLs (`page`, `page-size` params)."""
+    size = _page_number(request, "page-size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    size = _page_number(request, "page_size", size, MAX_PAGE_SIZE)
+    page = _page_number(request, "page", 1, 10**9)
+    pages = max(1, -(-len(rows) // size))
+    if page > pages:
+        raise ApiError(404, f"invalid page {page}: there are {pages} page(s)")
+
+    def link(number: int) -> str:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [
+            ("page", str(number))
+        ]
+        return str(request.url.replace(query=urlencode(query)))
+
+    return {
+        "count": len(rows),
+        "next": link(page + 1) if page < pages else None,
+        "previous": link(page - 1) if page > 1 else None,
+        "results": rows[(page - 1) * size : page * size],
+    }
