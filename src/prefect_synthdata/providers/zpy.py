@@ -367,16 +367,17 @@ class ZpyProvider:
         )
 
     def dataset_archive(self, dataset_id: str) -> Path:
-        """The dataset zip in the cache, downloaded once (resumable, size-checked)."""
+        """The dataset zip in the cache, downloaded once (resumable; size and sha256 checked when given)."""
         archive = self.cache_dir / f"{dataset_id}.zip"
         with file_lock(self.cache_dir / f"{dataset_id}.lock"):
             if not archive.exists():
                 link = self.api.download_link(dataset_id)
-                size = link.get("size_bytes")
+                size, digest = link.get("size_bytes"), link.get("sha256")
                 self.api.http.download(
                     str(link["redirect_link"]),
                     archive,
                     expected_size=int(size) if size is not None else None,
+                    expected_sha256=str(digest) if digest else None,
                 )
         return archive
 
