@@ -81,7 +81,7 @@ def test_sim_run_kwargs_become_a_spec() -> None:
         "id": "s1",
         "name": "shapes",
         "run_kwargs": [
-            {"name": "num_shapes", "type": "int", "default": 3, "min": 1, "max": 8},
+            {"name": "num_objects", "type": "int", "default": 3, "min": 1, "max": 8},
             {
                 "name": "style",
                 "type": "str",

@@ -106,8 +106,8 @@ def test_zpy_style_api(server: ServerProcess, tmp_path: Path) -> None:
     config = zpy.DatasetConfig("shapes")
     config.set("width", 64)
     config.set("run\\.height", 64)  # gin-style flat key
-    config.set("run\\.num_shapes", 2)
-    config.unset("run\\.num_shapes")
+    config.set("run\\.num_objects", 2)
+    config.unset("run\\.num_objects")
     assert config.config == {"width": 64, "run.height": 64}
     dataset = zpy.generate(
         "my dataset", config, num_datapoints=2, materialize=True, download_dir=tmp_path, timeout=120
