@@ -284,6 +284,10 @@ class ZpyProvider:
                 self.api.generate(dataset_id, self.project, sim, config, amount)
             except AmbiguousRequestError:
                 continue
+            except ParameterValidationError:
+                if self._generated(dataset_id):  # generated meanwhile (a concurrent run): adopt
+                    return dataset_id
+                raise
             return dataset_id
         raise TransientError(
             f"could not generate dataset {name!r} after {SUBMIT_ATTEMPTS} attempts"
@@ -293,10 +297,14 @@ class ZpyProvider:
         for _ in range(SUBMIT_ATTEMPTS):
             try:
                 return self.api.create_dataset(self.project, name)
-            except AmbiguousRequestError:
-                found = self._dataset_by_name(name)
+            except (AmbiguousRequestError, ParameterValidationError) as exc:
+                found = self._dataset_by_name(
+                    name
+                )  # created by us or meanwhile by a concurrent run
                 if found is not None:
                     return found
+                if isinstance(exc, ParameterValidationError):
+                    raise
         raise TransientError(f"could not create dataset {name!r} after {SUBMIT_ATTEMPTS} attempts")
 
     def _dataset_by_name(self, name: str) -> dict[str, Any] | None:
@@ -315,8 +323,10 @@ class ZpyProvider:
         return self._ref(str(dataset["id"]), name)
 
     def _runs(self, dataset_id: str) -> dict[str, dict[str, Any]]:
+        """The dataset's simruns by id, ordered by seed (then id): the same order on every read."""
         if dataset_id not in self._simruns:
-            self._simruns[dataset_id] = {str(r["id"]): r for r in self.api.simruns(dataset_id)}
+            runs = sorted(self.api.simruns(dataset_id), key=run_order)
+            self._simruns[dataset_id] = {str(r["id"]): r for r in runs}
         return self._simruns[dataset_id]
 
     def _ref(self, dataset_id: str, name: str) -> BatchRef:
@@ -415,6 +425,17 @@ def run_folder(folders: list[str], run: dict[str, Any]) -> str:
     if len(matches) == 1:
         return matches[0]
     raise NotFoundError(f"dataset zip has no folder for simrun {run_id}")
+
+
+def run_order(run: dict[str, Any]) -> tuple[float, str]:
+    """Sort key of a simrun: its config's seed (runs without one last), then its id."""
+    seed = run_config(run).get("seed")
+    number = (
+        float(seed)
+        if isinstance(seed, int | float) and not isinstance(seed, bool)
+        else float("inf")
+    )
+    return number, str(run["id"])
 
 
 def run_config(run: dict[str, Any]) -> dict[str, Any]:
