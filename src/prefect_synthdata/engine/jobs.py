@@ -281,7 +281,8 @@ class JobService:
         Each row has `id`, `batch_id`, `idx`, `generator`, `is_preview`, `params` (a dict),
         `frames`, `state`, `error`, `created` (of the batch) and `finished`.
         """
-        where, args = ["batches.owner=?"], [owner]
+        where: list[str] = ["batches.owner=?"]
+        args: list[Any] = [owner]
         if batch_id is not None:
             where.append("jobs.batch_id=?")
             args.append(batch_id)

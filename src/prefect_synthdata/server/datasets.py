@@ -182,12 +182,11 @@ class ZpyDatasets:
             ) from None
         keys = [_params_key(spec.name, p) for p in jobs]
         with self._generate_lock:
-            if (
-                dataset["state"] != "CREATED"
-                or self.ctx.store.get_dataset(owner, dataset["id"])["state"] != "CREATED"
-            ):  # type: ignore[index]
+            current = self.ctx.store.get_dataset(owner, dataset["id"])
+            if current is None or current["state"] != "CREATED":
+                state = current["state"] if current else "deleted"
                 raise ApiError(
-                    400, f"dataset {dataset['id']} was already generated (state {dataset['state']})"
+                    400, f"dataset {dataset['id']} was already generated (state {state})"
                 )
             run_ids = self._reuse(owner, spec.name, keys)
             fresh = {key: p for key, p in zip(keys, jobs, strict=True) if key not in run_ids}

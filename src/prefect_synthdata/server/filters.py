@@ -7,9 +7,10 @@ matches when any element does; a field holding a record compares its `id`.
 
 Example:
     >>> rows = [{"name": "cars", "run": {"sim": "s1"}}, {"name": "bikes", "run": {"sim": "s2"}}]
-    >>> [r["name"] for r in apply_filters(rows, [("run__sim", "s2")])]
+    >>> fields = {"name": None, "run": {"sim": None}}
+    >>> [r["name"] for r in apply_filters(rows, [("run__sim", "s2")], fields)]
     ['bikes']
-    >>> [r["name"] for r in apply_filters(rows, [("~name__icontains", "CAR")])]
+    >>> [r["name"] for r in apply_filters(rows, [("~name__icontains", "CAR")], fields)]
     ['bikes']
 """
 
@@ -27,6 +28,7 @@ LOOKUPS = {"exact", "iexact", "contains", "icontains", "startswith", "istartswit
 PAGINATION = {"page", "page-size", "page_size", "format"}
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+ANY = object()  # a template value: any sub-field may be filtered on
 
 
 def _text(value: Any) -> str:
@@ -57,22 +59,34 @@ def _compare(value: Any, lookup: str, wanted: str) -> bool:
     return text.endswith(wanted)
 
 
-def _resolve(row: dict[str, Any], path: list[str], key: str) -> Any:
+def _resolve(row: Any, path: list[str]) -> Any:
     value: Any = row
     for part in path:
         if isinstance(value, list):
             value = [v.get(part) if isinstance(v, dict) else None for v in value]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
         else:
-            raise ApiError(400, f"unknown filter {key!r}: no field {part!r}")
+            value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
+def _check_field(fields: dict[str, Any], path: list[str], key: str) -> None:
+    """ApiError unless `path` names a field of the `fields` template (`ANY` = open-ended)."""
+    node: Any = fields
+    for part in path:
+        if node is ANY:
+            return
+        if not isinstance(node, dict) or part not in node:
+            raise ApiError(400, f"unknown filter {key!r}: no field {part!r}")
+        node = node[part]
+
+
 def apply_filters(
-    rows: list[dict[str, Any]], params: list[tuple[str, str]]
+    rows: list[dict[str, Any]], params: list[tuple[str, str]], fields: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Rows matching every filter in `params` (pagination parameters are ignored)."""
+    """Rows matching every filter in `params`; `fields` is the template of filterable fields.
+
+    Pagination parameters are ignored; a filter on a field not in `fields` is an ApiError.
+    """
     selected = rows
     for key, wanted in params:
         if key in PAGINATION:
@@ -82,12 +96,8 @@ def apply_filters(
         lookup = parts.pop() if len(parts) > 1 and parts[-1] in LOOKUPS else "exact"
         if not parts or not all(parts):
             raise ApiError(400, f"malformed filter {key!r}")
-        if not rows:
-            continue
-        _resolve(rows[0], parts, key)  # unknown fields are errors even when nothing matches
-        selected = [
-            r for r in selected if _compare(_resolve(r, parts, key), lookup, wanted) != negate
-        ]
+        _check_field(fields, parts, key)
+        selected = [r for r in selected if _compare(_resolve(r, parts), lookup, wanted) != negate]
     return selected
 
 

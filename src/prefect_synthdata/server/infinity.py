@@ -110,7 +110,7 @@ def _job_body(
     finished = job["state"] in (JobState.SUCCEEDED, JobState.FAILED)
     url = None
     if job["state"] == JobState.SUCCEEDED:
-        url = ctx.signed_url(request, "download_job", f"job:{job['id']}", owner, job_id=job["id"])
+        url = ctx.signed_url(request, "result_job_zip", f"job:{job['id']}", owner, job_id=job["id"])
     return {
         "id": job["id"],
         "name": job["generator"],

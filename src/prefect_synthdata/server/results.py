@@ -50,7 +50,7 @@ def _zip_response(archive: Archive, filename: str) -> FileResponse:
 
 
 @router.api_route(
-    "/jobs/{job_id}.zip", methods=["GET", "HEAD"], name="download_job", summary="A job's zip"
+    "/jobs/{job_id}.zip", methods=["GET", "HEAD"], name="result_job_zip", summary="A job's zip"
 )
 def download_job(
     job_id: str, ctx: Context, expires: str = Expires, sig: str = Signature
@@ -66,7 +66,7 @@ def download_job(
 @router.api_route(
     "/datasets/{dataset_id}.zip",
     methods=["GET", "HEAD"],
-    name="download_dataset",
+    name="result_dataset_zip",
     summary="A dataset's zip",
 )
 def download_dataset(
@@ -84,7 +84,7 @@ def download_dataset(
 @router.api_route(
     "/files/{simrun_id}/{name}",
     methods=["GET", "HEAD"],
-    name="download_file",
+    name="result_file",
     summary="One file of a simrun",
 )
 def download_file(

@@ -27,7 +27,7 @@ from prefect_synthdata.server.datasets import (
     sim_record,
 )
 from prefect_synthdata.server.errors import ApiError
-from prefect_synthdata.server.filters import apply_filters, paginate
+from prefect_synthdata.server.filters import ANY, apply_filters, paginate
 from prefect_synthdata.server.store import NAMESPACE, DuplicateNameError
 
 router = APIRouter(prefix="/api/v1", tags=["zpy"])
@@ -63,11 +63,30 @@ def _datasets(request: Request) -> ZpyDatasets:
     return datasets
 
 
+PROJECT_FIELDS = dict.fromkeys(["id", "name", "created_at"])
+SIM_FIELDS = dict.fromkeys(
+    ["id", "name", "state", "version", "description", "project", "created_at"]
+)
+DATASET_FIELDS = dict.fromkeys(
+    ["id", "name", "project", "state", "sim", "amount", "error", "size_bytes", "created_at"]
+)
+SIMRUN_FIELDS = {
+    **dict.fromkeys(
+        ["id", "name", "sim", "sim_name", "project", "state", "datasets", "error", "created_at"]
+    ),
+    "config": ANY,
+}
+FILE_FIELDS = {
+    **dict.fromkeys(["id", "name", "path", "size_bytes", "created_at"]),
+    "run": dict.fromkeys(["id", "name", "sim", "state", "project"]),
+}
+
+
 def _listing(
-    request: Request, rows: list[dict[str, Any]], skip: tuple[str, ...] = ()
+    request: Request, rows: list[dict[str, Any]], fields: dict[str, Any], skip: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in skip]
-    return paginate(request, apply_filters(rows, params))
+    return paginate(request, apply_filters(rows, params, fields))
 
 
 def _project_body(project: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +128,9 @@ def _owned_dataset(ctx: Context, owner: str, dataset_id: str) -> dict[str, Any]:
 def list_projects(
     ctx: Context, owner: Owner, request: Request, page: Page = None, page_size: PageSize = None
 ) -> dict[str, Any]:
-    return _listing(request, [_project_body(p) for p in ctx.store.list_projects(owner)])
+    return _listing(
+        request, [_project_body(p) for p in ctx.store.list_projects(owner)], PROJECT_FIELDS
+    )
 
 
 @router.post("/projects/", summary="Create a project")
@@ -145,7 +166,7 @@ def list_sims(
     rows = [sim_record(g) for _, g in sorted(GENERATORS.items())]
     if project is not None and ctx.store.get_project(owner, project) is None:
         rows = []  # sims are shared by all projects, but only your projects can be named
-    return _listing(request, rows, skip=("project",))
+    return _listing(request, rows, SIM_FIELDS, skip=("project",))
 
 
 @router.get("/sims/{sim}/", summary="One sim, by id or name")
@@ -168,7 +189,9 @@ def list_datasets(
     page: Page = None,
     page_size: PageSize = None,
 ) -> dict[str, Any]:
-    return _listing(request, [_dataset_body(d) for d in ctx.store.list_datasets(owner)])
+    return _listing(
+        request, [_dataset_body(d) for d in ctx.store.list_datasets(owner)], DATASET_FIELDS
+    )
 
 
 @router.post("/datasets/", summary="Create a dataset (then POST its generate/)")
@@ -213,7 +236,7 @@ def generate_dataset(
 
 
 @router.get("/datasets/{dataset_id}/download/", summary="A signed link to the dataset's zip")
-def download_dataset(
+def dataset_download_link(
     dataset_id: str, ctx: Context, owner: Owner, request: Request
 ) -> dict[str, Any]:
     dataset = _owned_dataset(ctx, owner, dataset_id)
@@ -222,7 +245,7 @@ def download_dataset(
             400, f"dataset {dataset_id} is {dataset['state']}; only READY datasets download"
         )
     link = ctx.signed_url(
-        request, "download_dataset", f"dataset:{dataset_id}", owner, dataset_id=dataset_id
+        request, "result_dataset_zip", f"dataset:{dataset_id}", owner, dataset_id=dataset_id
     )
     return {
         "id": dataset_id,
@@ -271,7 +294,7 @@ def list_simruns(
     runs = _datasets(request).simruns(owner)
     if config is not None:
         runs = _config_filter(runs, config)
-    return _listing(request, runs, skip=("config",))
+    return _listing(request, runs, SIMRUN_FIELDS, skip=("config",))
 
 
 @router.get("/simruns/{simrun_id}/", summary="One simrun")
@@ -309,7 +332,7 @@ def _files(ctx: Context, owner: str, request: Request) -> list[dict[str, Any]]:
 def _with_url(ctx: Context, owner: str, request: Request, record: dict[str, Any]) -> dict[str, Any]:
     run_id, name = record["path"].split("/", 1)
     url = ctx.signed_url(
-        request, "download_file", f"file:{record['path']}", owner, simrun_id=run_id, name=name
+        request, "result_file", f"file:{record['path']}", owner, simrun_id=run_id, name=name
     )
     return {**record, "run": run_id, "url": url}
 
@@ -324,7 +347,7 @@ def list_files(
     page: Page = None,
     page_size: PageSize = None,
 ) -> dict[str, Any]:
-    body = _listing(request, _files(ctx, owner, request))
+    body = _listing(request, _files(ctx, owner, request), FILE_FIELDS)
     body["results"] = [_with_url(ctx, owner, request, r) for r in body["results"]]
     return body
 

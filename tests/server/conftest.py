@@ -1,0 +1,60 @@
+"""Fixtures of the reference-server tests: one real server process per test module."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.reference_server import ServerProcess, run_reference_server
+
+TOKENS = ("token-alice", "token-bob")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A reference server with two tokens (alice, bob), shared by the tests of one module."""
+    with run_reference_server(
+        tmp_path_factory.mktemp("server") / "data", tokens=TOKENS, workers=2
+    ) as srv:
+        yield srv
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.2) -> Any:
+    """Call `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class Api:
+    """Tiny JSON client used by the tests (the wire format is what is under test)."""
+
+    def __init__(self, server: ServerProcess, token: str) -> None:
+        self.server, self.session = server, requests.Session()
+        self.session.headers.update(
+            {"Authorization": f"Token {token}", "Accept": "application/json"}
+        )
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(f"{self.server.url}/{path.lstrip('/')}", timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(f"{self.server.url}/{path.lstrip('/')}", timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess) -> Api:
+    return Api(server, TOKENS[0])
+
+
+@pytest.fixture(scope="module")
+def bob(server: ServerProcess) -> Api:
+    return Api(server, TOKENS[1])
