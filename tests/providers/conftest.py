@@ -1,4 +1,6 @@
-"""Reference servers (real processes on 127.0.0.1) shared by the provider tests of a module."""
+"""Reference servers (real processes on 127.0.0.1) shared by all provider tests of a session.
+
+Tests keep apart by using distinct batch and dataset names."""
 
 from __future__ import annotations
 
@@ -21,16 +23,16 @@ FAULTS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A clean reference server for the module."""
+    """A clean reference server."""
     with run_reference_server(
         tmp_path_factory.mktemp("srv") / "data", tokens=[TOKEN, OTHER_TOKEN]
     ) as srv:
         yield srv
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def faulty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A reference server injecting 20% 5xx, 10% 429, 5% dropped connections, 10% truncated downloads."""
     data_dir: Path = tmp_path_factory.mktemp("faulty") / "data"
