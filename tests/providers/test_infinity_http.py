@@ -107,7 +107,8 @@ def test_submits_exactly_once_and_downloads_intact_under_faults(
     )
     now = datetime.now(UTC)  # the server is faulty: read its batch list through our retrying client
     names = [b["name"] for b in infinity.api.batches(now - timedelta(days=1), now)]
-    assert sorted(n for n in names if n.startswith("faulty-")) == sorted(r.name for r in requests)  # once each
+    faulty = sorted(n for n in names if n.startswith("faulty-"))
+    assert faulty == sorted(r.name for r in requests)  # each exactly once
 
     engine_results = faulty_server.data_dir / "engine" / "results"
     for batch in submitted:
