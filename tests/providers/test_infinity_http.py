@@ -63,6 +63,12 @@ def test_provider_round_trip(server: ServerProcess, tmp_path: Path) -> None:
 
     status = batches.poll_until_done(infinity, batch, POLL)
     assert status.succeeded == batch.job_ids
+    per_job = [
+        line
+        for line in server.log().splitlines()
+        if "/api/job_runs/" in line or "/api/job_previews/" in line
+    ]
+    assert per_job == []  # polling reads the batch summary only, never one call per job
     folders = batches.download_jobs(infinity, batch, batch.job_ids, tmp_path / "jobs")
     for folder, params in zip(folders, request.jobs, strict=True):
         check_job_folder(folder)

@@ -6,13 +6,17 @@ number of POSTs can be checked exactly.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
 
+from prefect_synthdata.compat.infinity import Batch, DownloadError
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers.http import RetryPolicy
 from prefect_synthdata.providers.infinity import InfinityProvider
@@ -131,3 +135,33 @@ def test_zpy_requests_and_ambiguous_generate(
     assert form["sim"] == ["shapes"] and form["amount"] == ["1"] and form["project"] == ["p1"]
     assert json.loads(form["config"][0]) == {"seed": 1}
     assert all(c.headers["Authorization"] == f"Token {TOKEN}" for c in state.requests)
+
+
+def test_one_failed_job_download_keeps_the_others(
+    wire: tuple[ScriptedServer, str], tmp_path: Path
+) -> None:
+    state, url = wire
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w") as zf:
+        zf.writestr("j1/job.json", "{}")
+    runs = [
+        {"id": "j1", "name": "shapes", "in_progress": False, "result_url": url + "results/j1.zip"},
+        {"id": "j2", "name": "shapes", "in_progress": False, "result_url": url + "results/j2.zip"},
+    ]
+    state.script("/api/batch/b1/summary/", Reply(200, js({"job_runs": runs})))
+    state.script("/results/j1.zip", Reply(200, good.getvalue()))
+    state.script("/results/j2.zip", Reply(404, b'{"detail": "gone"}'))
+    batch = Batch(
+        batch_id="b1",
+        name="demo",
+        jobs={"j1": {}, "j2": {}},
+        generator="shapes",
+        is_preview=False,
+        provider=InfinityProvider(url, SecretStr(TOKEN), FAST),
+    )
+    (tmp_path / "earlier.txt").write_text("not ours")
+    with pytest.raises(DownloadError) as info:
+        batch.download(tmp_path)
+    assert info.value.failed == ["j2"]
+    assert (tmp_path / "j1" / "job.json").is_file() and not (tmp_path / "j2").exists()
+    assert (tmp_path / "earlier.txt").read_text() == "not ours"  # the original deleted the folder
