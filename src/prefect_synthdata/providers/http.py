@@ -15,8 +15,8 @@ Example:
     >>> client = HttpClient("http://127.0.0.1:9/", SecretStr("s3cret"))
     >>> client
     HttpClient('http://127.0.0.1:9/')
-    >>> "s3cret" in repr(client.auth_headers())
-    False
+    >>> client.scrub("rejected token s3cret")
+    'rejected token ***'
 """
 
 from __future__ import annotations
