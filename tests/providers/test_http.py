@@ -17,6 +17,7 @@ from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
     QuotaExceededError,
+    SynthDataError,
     TransientError,
 )
 from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
@@ -174,3 +175,9 @@ def test_auth_header_is_not_sent_to_another_origin(tmp_path: Path) -> None:
         http.download(api_url + "x.zip", tmp_path / "same.zip")
     assert "Authorization" not in files.calls("/x.zip")[0].headers
     assert api.calls("/x.zip")[0].headers["Authorization"] == f"Token {TOKEN}"
+
+
+def test_credentials_are_never_sent_to_another_origin_by_api_calls() -> None:
+    http = client("http://127.0.0.1:9/")
+    with pytest.raises(SynthDataError, match="refusing to send credentials"):
+        http.get_json("http://127.0.0.2:9/api/v1/datasets/?page=2")  # e.g. a hostile `next` link

@@ -58,6 +58,7 @@ CONNECTION_ERRORS = (
 MAX_DETAIL = 500
 CHUNK = 1 << 16  # a dropped connection loses at most one partly read chunk
 CHECKSUM_HEADER = "X-Checksum-Sha256"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class AmbiguousRequestError(TransientError):
@@ -142,9 +143,15 @@ def same_origin(a: str, b: str) -> bool:
         True
         >>> same_origin("http://127.0.0.1:8000/", "http://127.0.0.2:8000/x.zip")
         False
+        >>> same_origin("http://127.0.0.1/", "http://127.0.0.1:80/x.zip")
+        True
     """
-    sa, sb = urlsplit(a), urlsplit(b)
-    return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)
+
+    def origin(url: str) -> tuple[str, str | None, int | None]:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
+
+    return origin(a) == origin(b)
 
 
 class HttpClient:
@@ -158,7 +165,6 @@ class HttpClient:
         auth_scheme: str = "Token",
         timeout: tuple[float, float] = (5.0, 60.0),
         retry: RetryPolicy | None = None,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise SynthDataError(
@@ -171,7 +177,6 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or .netrc credentials behind our back
-        self.session.headers.update(headers or {})
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
@@ -184,9 +189,6 @@ class HttpClient:
         """`text` with the token replaced by `***`."""
         secret = self._token.get_secret_value()
         return text.replace(secret, "***") if secret else text
-
-    def close(self) -> None:
-        self.session.close()
 
     def request(
         self,
@@ -205,6 +207,8 @@ class HttpClient:
         on 429 and on connection failures that provably happened before sending.
         Raises the mapped domain exception otherwise.
         """
+        if not same_origin(self.base_url, url):
+            raise SynthDataError(f"refusing to send credentials to {urlsplit(url).netloc}")
         all_headers = {**self.auth_headers(), **(headers or {})}
         what = f"{method} {urlsplit(url).path}"
         for attempt in range(self.retry.attempts):
