@@ -1,4 +1,4 @@
-"""Fixtures of the reference-server tests: one real server process per test module."""
+"""Fixtures of the reference-server tests: real server processes shared by the session."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ class Api:
         return self.session.post(f"{self.server.url}/{path.lstrip('/')}", timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def alice(server: ServerProcess) -> Api:
     return Api(server, TOKENS[0])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bob(server: ServerProcess) -> Api:
     return Api(server, TOKENS[1])
