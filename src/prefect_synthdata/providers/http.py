@@ -39,6 +39,7 @@ from pydantic import SecretStr
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import (
     AuthenticationError,
+    ConfigurationError,
     IntegrityError,
     NotFoundError,
     ParameterValidationError,
@@ -167,7 +168,7 @@ class HttpClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise SynthDataError(
+            raise ConfigurationError(
                 f"server URL must start with http:// or https://, got {base_url!r}"
             )
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
