@@ -70,6 +70,13 @@ def test_submit_await_download_with_a_dataframe(session: Session, tmp_path: Path
     batch.download(out, overwrite=True)
     assert first.read_text() != "kept"
 
+    rerun = session.submit(batch.get_job_params_seeded_for_rerun(), is_preview=True)
+    assert [p["state"] for p in rerun.job_params] == batch.job_ids
+    assert [p["width"] for p in rerun.job_params] == [
+        64,
+        96,
+    ]  # the server re-used the earlier jobs' params
+
     rebuilt = session.batch_from_api(batch.batch_id)
     assert (rebuilt.batch_id, rebuilt.jobs, rebuilt.is_preview) == (
         batch.batch_id,

@@ -154,6 +154,13 @@ class Batch:
     def num_jobs(self) -> int:
         return len(self.jobs)
 
+    def get_job_params_seeded_for_rerun(self) -> list[JobParams]:
+        """Each job's parameters with `state` set to its id: submit them to re-render these jobs."""
+        return [
+            {**params, "state": job_id} if "state" in params else dict(params)
+            for job_id, params in self.jobs.items()
+        ]
+
     def _ref(self) -> BatchRef:
         return BatchRef(
             batch_id=self.batch_id,
