@@ -191,7 +191,7 @@ class DatasetConfig:
     """A sim and the config to render it with, edited by deep path."""
 
     def __init__(self, sim_name: str) -> None:
-        self.sim: dict[str, Any] = _client().provider._sim(sim_name)
+        self.sim: dict[str, Any] = _client().provider.sim_record(sim_name)
         self._config: dict[str, Any] = {}
 
     def __repr__(self) -> str:

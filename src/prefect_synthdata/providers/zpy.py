@@ -233,7 +233,8 @@ class ZpyProvider:
     def identity(self) -> str:
         return f"zpy:{self.api.base_url}#project={self.project}"
 
-    def _sim(self, name: str) -> dict[str, Any]:
+    def sim_record(self, name: str) -> dict[str, Any]:
+        """The project's sim of that name (`GET sims/?project&name=`); UnknownGeneratorError if none."""
         if name not in self._sims:
             found = self.api.sims(self.project, name)
             if len(found) != 1:
@@ -247,7 +248,7 @@ class ZpyProvider:
         return [spec_from_sim(s) for s in sims]
 
     def describe(self, generator: str) -> GeneratorSpec:
-        return spec_from_sim(self._sim(generator))
+        return spec_from_sim(self.sim_record(generator))
 
     def validate(
         self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
