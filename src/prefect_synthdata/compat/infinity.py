@@ -241,22 +241,22 @@ class Batch:
         out_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.batch_id)
         jobs = self.get_valid_completed_jobs()
-        todo = []
-        for job in jobs:
-            folder = out_dir / job.job_id
-            if folder.is_dir() and overwrite:
-                shutil.rmtree(folder)
-            if not folder.is_dir():
-                todo.append(job)
+        todo = [
+            (j.job_id, j.result_url) for j in jobs if overwrite or not (out_dir / j.job_id).is_dir()
+        ]
         logger.info("%d jobs already downloaded, %d to download", len(jobs) - len(todo), len(todo))
 
-        def fetch(job: CompletedJob) -> None:
-            assert job.result_url is not None
-            download_job(self.provider.api.http, job.result_url, job.job_id, out_dir / job.job_id)
+        def fetch(job_id: str, url: str) -> None:
+            """Download beside the job's folder, then swap it in: a failed overwrite keeps the old one."""
+            fresh = out_dir / f"{job_id}.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            download_job(self.provider.api.http, url, job_id, fresh)
+            shutil.rmtree(out_dir / job_id, ignore_errors=True)
+            fresh.rename(out_dir / job_id)
 
         failed = []
         with ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
-            futures = {job.job_id: pool.submit(fetch, job) for job in todo}
+            futures = {job_id: pool.submit(fetch, job_id, str(url)) for job_id, url in todo}
             for job_id, future in futures.items():
                 error = future.exception()
                 if error is not None:
