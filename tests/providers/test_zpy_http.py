@@ -85,19 +85,30 @@ def test_bad_token(server: ServerProcess) -> None:
         provider(server, token="not-a-token").list_generators()
 
 
-def test_faults_one_dataset_intact(faulty_server: ServerProcess, tmp_path: Path) -> None:
+def test_faults_one_dataset_each_intact(faulty_server: ServerProcess, tmp_path: Path) -> None:
+    """Under injected faults each dataset is created and generated once, and downloads intact."""
     retry = RetryPolicy(attempts=12, initial_seconds=0.05, cap_seconds=1.0)
     zpy_provider = ZpyProvider(faulty_server.url, SecretStr(TOKEN), None, tmp_path / "cache", retry)
-    request = batches.prepare_request(
-        zpy_provider, "shapes", [SMALL] * 3, False, "zpy-faulty", seed=5
-    )
-    for _ in range(2):
-        batch, _ = batches.submit_idempotent(zpy_provider, request)
-    assert batches.poll_until_done(zpy_provider, batch, POLL).succeeded == batch.job_ids
-    folders = batches.download_jobs(zpy_provider, batch, batch.job_ids, tmp_path / "jobs")
-    assert len(zpy_provider.api.datasets(zpy_provider.project, request.name)) == 1
-    for folder in folders:
-        assert COCO(str(folder / "labels.json")).getImgIds()
+    for i in range(10):  # until the dice have hit a create or generate POST with a 503 or 429
+        request = batches.prepare_request(
+            zpy_provider, "shapes", [SMALL] * 2, False, f"zpy-faulty-{i}", seed=5 + i
+        )
+        for _ in range(2):
+            batch, _ = batches.submit_idempotent(zpy_provider, request)
+        assert len(zpy_provider.api.datasets(zpy_provider.project, request.name)) == 1
+        assert batches.poll_until_done(zpy_provider, batch, POLL).succeeded == batch.job_ids
+        folders = batches.download_jobs(
+            zpy_provider, batch, batch.job_ids, tmp_path / batch.batch_id
+        )
+        for folder in folders:
+            assert COCO(str(folder / "labels.json")).getImgIds()
+        posts = [
+            line for line in faulty_server.log().splitlines() if '"POST /api/v1/datasets/' in line
+        ]
+        if any(" 503 " in line or " 429 " in line for line in posts):
+            break
+    else:
+        pytest.fail("faults never hit a zpy submission")
 
 
 def test_zpy_style_api(server: ServerProcess, tmp_path: Path) -> None:
