@@ -295,3 +295,19 @@ def test_a_killed_publisher_leaves_no_dataset_and_the_next_publish_resumes(
         len(landed),
     )
     assert list_datasets(store) == {"demo": ["v1"]}
+
+
+def test_a_refused_upload_names_the_file_and_the_reason(
+    auth_server: AuthServer, tmp_path: Path
+) -> None:
+    manifest = make_dataset(tmp_path / "ds", image_files(3))
+    reader = _keys_store(auth_server, *auth_server.reader, prefix="refused")
+    uploads = [
+        Upload(tmp_path / "ds" / f.path, f"demo/v1/{f.path}", f.size, f.sha256)
+        for f in manifest.files
+    ]
+    with pytest.raises(
+        DestinationError,
+        match=r"upload of .*image\.00000\d\.rgb\.png to s3://.* failed: access denied",
+    ):
+        reader.upload_files(uploads)
