@@ -140,7 +140,7 @@ def test_preflight_unreachable_endpoint() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    options = StoreOptions(endpoint_url=closed)
+    options = StoreOptions(endpoint_url=closed, max_attempts=1)
     with pytest.raises(DestinationError, match="cannot reach the S3 endpoint"):
         open_store("s3://some-bucket", options).check_writable()
 
