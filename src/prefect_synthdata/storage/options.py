@@ -44,11 +44,11 @@ class StoreOptions(BaseModel):
     multipart_threshold_mb: int = Field(
         default=8, ge=5, description="Files this large (MiB) or larger go up as multipart uploads."
     )
-    max_attempts: int = Field(
-        default=4, ge=1, le=10, description="Tries per S3 request (botocore's standard retry mode)."
-    )
     multipart_chunksize_mb: int = Field(
         default=8, ge=5, description="Part size (MiB) of multipart uploads."
+    )
+    max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per S3 request (botocore's standard retry mode)."
     )
 
     @field_validator("endpoint_url")
