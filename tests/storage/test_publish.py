@@ -153,3 +153,10 @@ def test_a_tampered_manifest_is_refused(store: ObjectStore, tmp_path: Path) -> N
     with pytest.raises(IntegrityError, match="outside the dataset"):
         fetch_dataset(store, "demo", "v1", tmp_path / "fetched")
     assert not (tmp_path / "evil").exists()
+
+
+def test_fetch_refuses_bad_names(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="dataset name"):
+        fetch_dataset(store, "../demo", None, tmp_path / "fetched")
+    with pytest.raises(ConfigurationError, match="dataset version"):
+        fetch_dataset(store, "demo", "v1/../../x", tmp_path / "fetched")

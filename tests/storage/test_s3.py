@@ -140,7 +140,7 @@ def test_preflight_unreachable_endpoint() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    options = StoreOptions(endpoint_url=closed)
+    options = StoreOptions(endpoint_url=closed, max_attempts=1)
     with pytest.raises(DestinationError, match="cannot reach the S3 endpoint"):
         open_store("s3://some-bucket", options).check_writable()
 
@@ -264,7 +264,7 @@ publish(open_store(uri, StoreOptions(endpoint_url=endpoint, max_concurrency=1)),
 def test_a_killed_publisher_leaves_no_dataset_and_the_next_publish_resumes(
     bucket: str, s3_options: StoreOptions, moto_endpoint: str, tmp_path: Path
 ) -> None:
-    manifest = make_dataset(tmp_path / "ds", image_files(150, size=16 * 1024))
+    manifest = make_dataset(tmp_path / "ds", image_files(200, size=4 * 1024))
     (tmp_path / "ds" / "manifest.json").write_bytes(manifest.to_bytes())
     client = s3_client(moto_endpoint)
     uri = f"s3://{bucket}/killed"
@@ -294,4 +294,20 @@ def test_a_killed_publisher_leaves_no_dataset_and_the_next_publish_resumes(
         len(manifest.files) - len(landed),
         len(landed),
     )
-    assert fetch_dataset(store, "demo", "v1", tmp_path / "fetched") == manifest
+    assert list_datasets(store) == {"demo": ["v1"]}
+
+
+def test_a_refused_upload_names_the_file_and_the_reason(
+    auth_server: AuthServer, tmp_path: Path
+) -> None:
+    manifest = make_dataset(tmp_path / "ds", image_files(3))
+    reader = _keys_store(auth_server, *auth_server.reader, prefix="refused")
+    uploads = [
+        Upload(tmp_path / "ds" / f.path, f"demo/v1/{f.path}", f.size, f.sha256)
+        for f in manifest.files
+    ]
+    with pytest.raises(
+        DestinationError,
+        match=r"upload of .*image\.00000\d\.rgb\.png to s3://.* failed: access denied",
+    ):
+        reader.upload_files(uploads)

@@ -47,6 +47,9 @@ class StoreOptions(BaseModel):
     multipart_chunksize_mb: int = Field(
         default=8, ge=5, description="Part size (MiB) of multipart uploads."
     )
+    max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per S3 request (botocore's standard retry mode)."
+    )
 
     @field_validator("endpoint_url")
     @classmethod

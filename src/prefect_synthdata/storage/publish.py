@@ -158,7 +158,9 @@ def fetch_dataset(store: ObjectStore, name: str, version: str | None, dest: Path
         >>> from prefect_synthdata.storage import open_store
         >>> fetch_dataset(open_store("s3://bucket/datasets"), "demo", None, Path("data"))  # doctest: +SKIP
     """
-    version = version or latest_version(store, name)
+    version = check_segment(
+        "version", version or latest_version(store, check_segment("name", name))
+    )
     manifest = read_manifest(store, name, version)
     if manifest is None:
         raise NotFoundError(f"{store.uri(f'{name}/{version}')} is not a complete dataset")

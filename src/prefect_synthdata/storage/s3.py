@@ -151,7 +151,7 @@ def make_client(options: StoreOptions, credentials: Any = None) -> Any:
     endpoint_url = options.endpoint_url or block_endpoint
     config = Config(
         max_pool_connections=options.max_concurrency + 2,
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": options.max_attempts},
         s3={"addressing_style": "path"} if endpoint_url else {},
     )
     if params.get("config") is not None:
