@@ -86,11 +86,21 @@ def features(ann: dict[str, Any]) -> list[float]:
 
 
 def class_stats(coco: COCO) -> list[ClassStats]:
-    """Per-category counts and geometry means."""
+    """Per-category counts and geometry means; a category with no instances is listed with zeros."""
     out = []
     for cat in coco.loadCats(coco.getCatIds()):
         anns = coco.loadAnns(coco.getAnnIds(catIds=[cat["id"]]))
         if not anns:
+            out.append(
+                ClassStats(
+                    name=cat["name"],
+                    instances=0,
+                    images=0,
+                    mean_area=0.0,
+                    mean_fill=0.0,
+                    mean_aspect=0.0,
+                )
+            )
             continue
         feats = np.array([features(a) for a in anns])
         out.append(
