@@ -57,7 +57,7 @@ def video_batch(alice: Api) -> dict[str, Any]:
 
 
 def test_generators_and_parameter_info(alice: Api) -> None:
-    assert alice.get("api/jobs/").json() == [{"name": "shapes"}]
+    assert alice.get("api/jobs/").json() == [{"name": "shapes"}, {"name": "tabletop"}]
     info = alice.get("api/jobs/shapes/").json()
     assert info == json.loads(json.dumps(get_generator("shapes").spec.to_api()))
     assert info["options"] == {"preview": True}
