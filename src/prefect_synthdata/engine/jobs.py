@@ -107,6 +107,7 @@ class JobService:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._pool: ProcessPoolExecutor | None = None
