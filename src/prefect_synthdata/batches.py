@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_synthdata.dataset.manifest import sha256_file
-from prefect_synthdata.exceptions import BatchTimeoutError, TransientError
+from prefect_synthdata.exceptions import BatchFailedError, BatchTimeoutError, TransientError
 from prefect_synthdata.models import (
     BatchRef,
     BatchRequest,
@@ -141,6 +141,17 @@ def poll_until_done(
             )
         time.sleep(interval)
         interval = min(interval * 2, policy.cap_seconds)
+
+
+def raise_for_failures(status: BatchStatus) -> None:
+    """BatchFailedError naming how many jobs failed (and the first five errors), if any did.
+
+    Example:
+        >>> raise_for_failures(BatchStatus(batch_id="b", jobs=[]))
+    """
+    if status.failed:
+        details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
+        raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
 
 
 def _verified(folder: Path) -> bool:

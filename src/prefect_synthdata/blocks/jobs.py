@@ -30,7 +30,7 @@ from prefect_synthdata import batches, events
 from prefect_synthdata.blocks.credentials import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.exceptions import BatchFailedError, ConfigurationError
+from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import Provider, ProviderConfig
 from prefect_synthdata.request import GenerationSpec, PollSettings
@@ -78,11 +78,7 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
             raise
         self.status = status
         events.emit_batch_finished(self.batch, status)
-        if status.failed:
-            details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
-            raise BatchFailedError(
-                f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}"
-            )
+        batches.raise_for_failures(status)
         return logger  # type: ignore[return-value]
 
     async def fetch_result(self, work_dir: str | Path | None = None) -> DatasetManifest:

@@ -14,10 +14,10 @@ from datetime import UTC, date
 from prefect import flow, get_run_logger, runtime
 from pydantic import Field
 
-from prefect_synthdata import artifacts
+from prefect_synthdata import artifacts, batches
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.destinations import open_destination
-from prefect_synthdata.exceptions import BatchFailedError, NotFoundError
+from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
@@ -95,9 +95,7 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
         logger.warning("batch %s is gone from the provider; submitting again", batch.batch_id)
         batch = submit_batch.with_options(refresh_cache=True)(provider_config, batch_request)
         status = wait_for_batch(provider_config, batch, request.poll_policy())
-    if status.failed:
-        details = "; ".join(f"{j.job_id}: {j.error}" for j in status.failed[:5])
-        raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
+    batches.raise_for_failures(status)
 
     work_dir = _settings().home / "work" / batch.name
     shards = [
