@@ -11,7 +11,6 @@ Example (with the server running):
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,21 +63,6 @@ def _too_big(value: Any) -> bool:
     return False
 
 
-def _state_base(ctx: ServerContext, owner: str, values: dict[str, Any]) -> dict[str, Any]:
-    """`values` laid over the parameters of the job named by `values["state"]`, if any."""
-    state = values.get("state")
-    if not isinstance(state, str):
-        return values
-    try:
-        job_id = str(uuid.UUID(state))
-    except ValueError:
-        return values  # validation names the bad uuid
-    earlier = ctx.service.list_jobs(owner, job_ids=[job_id])
-    if not earlier:
-        raise ApiError(400, f"state: no earlier job {state!r} to re-run")
-    return {**earlier[0]["params"], **values}
-
-
 def resolve_batch(
     ctx: ServerContext, owner: str, body: BatchIn
 ) -> tuple[Generator, bool, list[dict[str, Any]]]:
@@ -96,9 +80,16 @@ def resolve_batch(
     if any(_too_big(run.param_values) for run in body.job_runs):
         raise ApiError(400, "parameter values must be smaller than 2**63 in magnitude")
     is_preview = kinds.pop()
-    values = [_state_base(ctx, owner, run.param_values) for run in body.job_runs]
+    values = [run.param_values for run in body.job_runs]
     try:
-        jobs = validate_jobs(generator.spec, values, is_preview)
+        jobs = validate_jobs(
+            generator.spec,
+            values,
+            is_preview,
+            state_lookup=lambda job_id: ctx.service.state_params(
+                owner, generator.spec.name, job_id
+            ),
+        )
     except ParameterValidationError as exc:
         raise ApiError(400, str(exc), code="invalid_parameters", problems=exc.problems) from None
     return generator, is_preview, jobs
