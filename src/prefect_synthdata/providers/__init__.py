@@ -31,13 +31,21 @@ class ProviderConfig(BaseModel):
     )
 
     def create(self) -> Provider:
-        """Build the provider this config describes."""
+        """Build the provider this config describes; ConfigurationError if a setting is missing."""
+        settings = SynthDataSettings()
         if self.kind == "local":
-            state_dir = self.state_dir or SynthDataSettings().home / "local"
             from prefect_synthdata.providers.local import LocalProvider
 
-            return LocalProvider(state_dir)
-        raise ConfigurationError(f"provider {self.kind!r} is not available in this build")
+            return LocalProvider(self.state_dir or settings.home / "local")
+        if not self.url or self.token is None or not self.token.get_secret_value():
+            raise ConfigurationError(f"provider {self.kind!r} needs a server url and a token")
+        if self.kind == "infinity":
+            from prefect_synthdata.providers.infinity import InfinityProvider
+
+            return InfinityProvider(self.url, self.token)
+        from prefect_synthdata.providers.zpy import ZpyProvider
+
+        return ZpyProvider(self.url, self.token, self.project, settings.home / "cache" / "zpy")
 
 
 __all__ = ["Provider", "ProviderConfig", "ProviderKind"]

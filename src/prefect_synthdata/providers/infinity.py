@@ -1,0 +1,298 @@
+"""The `infinity` provider: the Infinity synthetic-data REST API over HTTP.
+
+`InfinityApi` sends exactly the requests of the original `infinity-core` client
+(see shared/protocols/infinity-api.md): `urljoin(server, endpoint)` with a trailing
+slash, `Authorization: Token <token>`, `Accept: application/json`, JSON bodies.
+`InfinityProvider` implements the `Provider` interface on top of it.
+
+Example:
+    >>> from pydantic import SecretStr
+    >>> provider = InfinityProvider("http://127.0.0.1:8000", SecretStr("tok"))
+    >>> provider.identity
+    'infinity:http://127.0.0.1:8000/'
+    >>> provider.api.url("api/batch/b1/summary/")
+    'http://127.0.0.1:8000/api/batch/b1/summary/'
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from pydantic import SecretStr
+
+from prefect_synthdata.exceptions import (
+    AuthenticationError,
+    NotFoundError,
+    SynthDataError,
+    TransientError,
+    UnknownGeneratorError,
+)
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobState, JobStatus
+from prefect_synthdata.params import GeneratorSpec, validate_jobs
+from prefect_synthdata.providers.archive import extract_zip
+from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+
+DEFAULT_SERVER = "https://api.toinfinity.ai"
+ACCEPT_JSON = {"Accept": "application/json"}
+#: How far back `find_batch` looks for a batch of the same name.
+FIND_WINDOW = timedelta(days=30)
+#: How often an ambiguous submission is resolved (looked up, then re-sent if absent).
+SUBMIT_ATTEMPTS = 5
+
+
+class InfinityApi:
+    """One method per Infinity endpoint; returns decoded JSON, raises domain exceptions."""
+
+    def __init__(self, server: str, token: SecretStr, retry: RetryPolicy | None = None) -> None:
+        self.http = HttpClient(server, token, retry=retry)
+        self.server = self.http.base_url
+
+    def __repr__(self) -> str:
+        return f"InfinityApi({self.server!r})"
+
+    def url(self, endpoint: str) -> str:
+        """`urljoin(server, endpoint)` with a trailing slash forced, as the original client."""
+        url = urljoin(self.server, endpoint)
+        return url if url.endswith("/") else url + "/"
+
+    def get(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
+        return self.http.get_json(self.url(endpoint), params=params, headers=ACCEPT_JSON)
+
+    def generators(self) -> list[dict[str, Any]]:
+        """`GET api/jobs/`: `[{"name": ...}]`."""
+        return list(self.get("api/jobs/"))
+
+    def generator(self, name: str) -> dict[str, Any]:
+        """`GET api/jobs/{name}/`: the generator's `parameter_info`.
+
+        The original client read both 404 and 500 here as "invalid generator name".
+        """
+        try:
+            return dict(self.get(f"api/jobs/{name}/"))
+        except NotFoundError:
+            raise UnknownGeneratorError(f"unknown generator {name!r} on {self.server}") from None
+        except TransientError as exc:
+            if "HTTP 500" in str(exc):
+                raise UnknownGeneratorError(
+                    f"unknown generator {name!r} on {self.server}"
+                ) from None
+            raise
+
+    def post_batch(
+        self, name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> dict[str, Any]:
+        """`POST api/batch/`, sent once; AmbiguousRequestError when its outcome is unknown."""
+        return dict(
+            self.http.post_json(
+                self.url("api/batch/"),
+                json_body=batch_body(name, generator, jobs, is_preview),
+                headers=ACCEPT_JSON,
+            )
+        )
+
+    def estimate(
+        self, generator: str, jobs: list[dict[str, Any]], is_preview: bool, name: str = ""
+    ) -> list[int]:
+        """`POST api/batch/estimate/` (creates nothing, so it is retried like a read)."""
+        body = batch_body(name, generator, jobs, is_preview)
+        return [
+            int(n)
+            for n in self.http.post_json(
+                self.url("api/batch/estimate/"),
+                idempotent=True,
+                json_body=body,
+                headers=ACCEPT_JSON,
+            )
+        ]
+
+    def batches(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """`GET api/batch/?start_time=...&end_time=...` (ISO 8601 with offset)."""
+        return list(self.get("api/batch/", params=time_window(start, end)))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """`GET api/batch/{id}/`: name, created and every job's `param_values`."""
+        return dict(self.get(f"api/batch/{batch_id}/"))
+
+    def summary(self, batch_id: str) -> dict[str, Any]:
+        """`GET api/batch/{id}/summary/`: every job's `in_progress` and `result_url`."""
+        return dict(self.get(f"api/batch/{batch_id}/summary/"))
+
+    def usage(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """`GET api/job_runs/counts/?start_time=...&end_time=...`."""
+        return dict(self.get("api/job_runs/counts/", params=time_window(start, end)))
+
+
+def batch_body(
+    name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+) -> dict[str, Any]:
+    """The JSON body of `POST api/batch/` and `api/batch/estimate/`.
+
+    Example:
+        >>> batch_body("b", "shapes", [{"seed": 1}], False)
+        {'name': 'b', 'job_runs': [{'name': 'shapes', 'is_preview': False, 'param_values': {'seed': 1}}]}
+    """
+    return {
+        "name": name,
+        "job_runs": [
+            {"name": generator, "is_preview": is_preview, "param_values": p} for p in jobs
+        ],
+    }
+
+
+def time_window(start: datetime, end: datetime) -> dict[str, str]:
+    """`start_time`/`end_time` query values: ISO 8601 with a UTC offset (naive = local time)."""
+    return {"start_time": start.astimezone().isoformat(), "end_time": end.astimezone().isoformat()}
+
+
+def job_state(run: dict[str, Any]) -> JobState:
+    """A summary entry's state: running while `in_progress`, then succeeded iff it has a URL."""
+    if run.get("in_progress"):
+        return JobState.RUNNING
+    return JobState.SUCCEEDED if run.get("result_url") else JobState.FAILED
+
+
+class InfinityProvider:
+    """`Provider` over an Infinity API server.
+
+    Results are downloaded to `<dest>.zip` next to the job folder (resumable),
+    checked, and the zip's `<job_id>/` folder is extracted safely into `dest`.
+    """
+
+    def __init__(self, server: str, token: SecretStr, retry: RetryPolicy | None = None) -> None:
+        self.api = InfinityApi(server, token, retry)
+        self._specs: dict[str, GeneratorSpec] = {}
+        self._result_urls: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"InfinityProvider({self.api.server!r})"
+
+    @property
+    def identity(self) -> str:
+        return f"infinity:{self.api.server}"
+
+    def list_generators(self) -> list[GeneratorSpec]:
+        return [self.describe(g["name"]) for g in self.api.generators()]
+
+    def describe(self, generator: str) -> GeneratorSpec:
+        if generator not in self._specs:
+            self._specs[generator] = GeneratorSpec.from_api(self.api.generator(generator))
+        return self._specs[generator]
+
+    def validate(
+        self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> list[dict[str, Any]]:
+        return validate_jobs(self.describe(generator), jobs, is_preview)
+
+    def estimate(self, generator: str, jobs: list[dict[str, Any]], is_preview: bool) -> list[int]:
+        return self.api.estimate(generator, self.validate(generator, jobs, is_preview), is_preview)
+
+    def submit(self, request: BatchRequest) -> BatchRef:
+        """POST the batch once; after an ambiguous failure adopt it by name or re-send."""
+        body = self.post_batch_once(
+            request.name, request.generator, request.jobs, request.is_preview
+        )
+        return self._ref(body, request.generator)
+
+    def post_batch_once(
+        self,
+        name: str,
+        generator: str,
+        jobs: list[dict[str, Any]],
+        is_preview: bool,
+        created_after: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The created batch's body. When a POST's outcome is unknown, a batch of that name
+        (created after `created_after`, when given) is adopted, else the POST is re-sent."""
+        for _ in range(SUBMIT_ATTEMPTS):
+            try:
+                return self.api.post_batch(name, generator, jobs, is_preview)
+            except AmbiguousRequestError:
+                found = self._find(name, created_after)
+                if found is not None:
+                    return found
+        raise TransientError(f"could not submit batch {name!r} after {SUBMIT_ATTEMPTS} attempts")
+
+    def find_batch(self, name: str) -> BatchRef | None:
+        """The oldest batch named `name` created within `FIND_WINDOW`, if any."""
+        found = self._find(name, None)
+        return None if found is None else self._ref(found, generator=None)
+
+    def _find(self, name: str, created_after: datetime | None) -> dict[str, Any] | None:
+        end = datetime.now(UTC) + timedelta(minutes=5)  # tolerate clock skew
+        start = created_after or end - FIND_WINDOW
+        matches = [b for b in self.api.batches(start, end) if b.get("name") == name]
+        if not matches:
+            return None
+        oldest = min(matches, key=lambda b: (str(b.get("created", "")), str(b["id"])))
+        return self.api.batch(str(oldest["id"]))
+
+    def _ref(self, body: dict[str, Any], generator: str | None) -> BatchRef:
+        runs = body.get("job_runs") or []
+        if not runs:
+            raise SynthDataError(f"batch {body.get('id')!r} has no jobs")
+        return BatchRef(
+            batch_id=str(body["id"]),
+            name=str(body.get("name") or ""),
+            generator=generator or str(runs[0].get("name") or ""),
+            job_ids=[str(r["id"]) for r in runs],
+            is_preview=bool(runs[0].get("is_preview", False)),
+        )
+
+    def batch_status(self, batch: BatchRef) -> BatchStatus:
+        """One `summary/` read for the whole batch; remembers the result URLs it saw."""
+        runs = {str(r["id"]): r for r in self.api.summary(batch.batch_id).get("job_runs", [])}
+        jobs = []
+        for job_id in batch.job_ids:
+            run = runs.get(job_id)
+            if run is None:  # not listed yet: still queued
+                jobs.append(JobStatus(job_id=job_id, state=JobState.QUEUED))
+                continue
+            state = job_state(run)
+            if run.get("result_url"):
+                self._result_urls[job_id] = str(run["result_url"])
+            error = run.get("error") or (
+                "finished without a result" if state == JobState.FAILED else None
+            )
+            jobs.append(JobStatus(job_id=job_id, state=state, error=error))
+        return BatchStatus(batch_id=batch.batch_id, jobs=jobs)
+
+    def result_url(self, batch: BatchRef, job_id: str, refresh: bool = False) -> str:
+        """The job's result URL, from the last summary read (one new read if unknown)."""
+        if refresh or job_id not in self._result_urls:
+            self.batch_status(batch)
+        if job_id not in self._result_urls:
+            raise NotFoundError(f"job {job_id} of batch {batch.batch_id} has no result")
+        return self._result_urls[job_id]
+
+    def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
+        """Download and extract one job; a rejected (e.g. expired pre-signed) URL is refreshed once."""
+        try:
+            download_job(self.api.http, self.result_url(batch, job_id), job_id, dest)
+        except (AuthenticationError, NotFoundError):
+            download_job(self.api.http, self.result_url(batch, job_id, refresh=True), job_id, dest)
+
+
+def download_job(http: HttpClient, url: str, job_id: str, dest: Path) -> None:
+    """Download a job zip to `<dest>.zip` (resumable) and extract its `<job_id>/` folder to `dest`.
+
+    A zip that turns out corrupt is deleted, so the next attempt downloads it again.
+    """
+    archive = dest.with_name(dest.name + ".zip")
+    http.download(url, archive)
+    scratch = dest.with_name(dest.name + ".extracting")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        files = extract_zip(archive, scratch, prefix=f"{job_id}/")
+    except SynthDataError:
+        archive.unlink(missing_ok=True)
+        raise
+    if not files:
+        shutil.rmtree(scratch, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+        raise NotFoundError(f"result zip of job {job_id} has no {job_id}/ folder")
+    scratch.rename(dest)
+    archive.unlink()

@@ -1,0 +1,537 @@
+"""The `zpy` provider: the Zumo Labs zpy REST API over HTTP.
+
+`ZpyApi` sends the requests of the original `zpy.client` (shared/protocols/zpy-api.md):
+paths under `/api/v1/`, `Authorization: Token <token>`, form-encoded POST bodies with
+JSON-valued fields as strings. `ZpyProvider` implements `Provider` on top of it:
+
+- a generator is a sim of the project; a batch is a dataset named `request.name`;
+  its jobs are the dataset's simruns (their ids are the job ids);
+- a zpy dataset renders ONE config `amount` times, so the jobs of a batch must share
+  every parameter except `seed`; the config carries the first job's seed and the
+  server derives each run's seed from it;
+- status is one dataset read plus one READY-simrun count per poll;
+- the dataset zip is downloaded once per dataset into a cache (resumable, size
+  checked) and each simrun folder's zumo annotations are converted to the canonical
+  job folder (`engine.render`).
+
+Example:
+    >>> from pydantic import SecretStr
+    >>> api = ZpyApi("http://127.0.0.1:8000", SecretStr("tok"))
+    >>> api.url("projects/p1")
+    'http://127.0.0.1:8000/api/v1/projects/p1'
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from prefect_synthdata.exceptions import (
+    NotFoundError,
+    ParameterValidationError,
+    SynthDataError,
+    TransientError,
+    UnknownGeneratorError,
+)
+from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobState, JobStatus
+from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, validate_jobs
+from prefect_synthdata.providers.archive import extract_zip, top_level_folders
+from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+
+DEFAULT_BASE_URL = "https://ragnarok.zumok8s.org"
+READY = "READY"
+FAILED_STATES = frozenset({"CANCELLED", "PACKAGING_FAILED", "GENERATING_FAILED"})
+DONE_STATES = FAILED_STATES | {READY}
+#: Dataset states that mean `generate` was accepted.
+GENERATED_STATES = DONE_STATES | {"GENERATING", "GENERATED", "PACKAGING"}
+PAGE_SIZE = 1000
+SUBMIT_ATTEMPTS = 5
+ZUMO = "_annotations.zumo.json"
+_TYPES = {
+    "int": "int",
+    "integer": "int",
+    "float": "float",
+    "number": "float",
+    "str": "str",
+    "string": "str",
+}
+_TYPES |= {"bool": "bool", "boolean": "bool", "uuid": "uuid"}
+
+
+class ZpyApi:
+    """One method per zpy endpoint used by `zpy.client`; decoded JSON or domain exceptions."""
+
+    def __init__(self, base_url: str, token: SecretStr, retry: RetryPolicy | None = None) -> None:
+        self.http = HttpClient(base_url, token, retry=retry)
+        self.base_url = self.http.base_url
+
+    def __repr__(self) -> str:
+        return f"ZpyApi({self.base_url!r})"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}api/v1/{path}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.http.get_json(self.url(path), params=params or None)
+
+    def post(self, path: str, form: dict[str, Any]) -> dict[str, Any]:
+        """A form-encoded POST, sent once (AmbiguousRequestError when its outcome is unknown)."""
+        return dict(self.http.post_json(self.url(path), form=form))
+
+    def iter_list(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every result of a paginated list, following `next` links."""
+        page = self.get(path, **{"page-size": PAGE_SIZE, **params})
+        while True:
+            yield from page.get("results", [])
+            if not page.get("next"):
+                return
+            page = self.http.get_json(page["next"])
+
+    def count(self, path: str, **params: Any) -> int:
+        """The `count` of a list query, reading a one-item page."""
+        return int(self.get(path, **{"page-size": 1, **params})["count"])
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        """`GET projects/{id}` (no trailing slash, as `zpy.client.init`)."""
+        return dict(self.get(f"projects/{project_id}"))
+
+    def first_project(self) -> dict[str, Any]:
+        """The token's first project (`GET projects/`)."""
+        for project in self.iter_list("projects/"):
+            return project
+        raise NotFoundError(f"the token has no project on {self.base_url}")
+
+    def sims(self, project: str, name: str | None = None) -> list[dict[str, Any]]:
+        filters = {"project": project} | ({"name": name} if name is not None else {})
+        return list(self.iter_list("sims/", **filters))
+
+    def datasets(self, project: str, name: str) -> list[dict[str, Any]]:
+        return list(self.iter_list("datasets/", project=project, name=name))
+
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        return dict(self.get(f"datasets/{dataset_id}/"))
+
+    def create_dataset(self, project: str, name: str) -> dict[str, Any]:
+        return self.post("datasets/", {"project": project, "name": name})
+
+    def generate(
+        self, dataset_id: str, project: str, sim: str, config: dict[str, Any], amount: int
+    ) -> None:
+        form = {"project": project, "sim": sim, "config": json.dumps(config), "amount": amount}
+        self.post(f"datasets/{dataset_id}/generate/", form)
+
+    def simruns(self, dataset_id: str) -> list[dict[str, Any]]:
+        return list(self.iter_list("simruns/", datasets=dataset_id))
+
+    def download_link(self, dataset_id: str) -> dict[str, Any]:
+        """`GET datasets/{id}/download/`: `redirect_link` and `size_bytes`."""
+        return dict(self.get(f"datasets/{dataset_id}/download/"))
+
+
+def spec_from_sim(sim: dict[str, Any]) -> GeneratorSpec:
+    """A sim's `run_kwargs` (`{name, type, default}`, optionally `min`/`max`/`choices`) as a spec.
+
+    Example:
+        >>> spec_from_sim({"name": "s", "run_kwargs": [{"name": "n", "type": "int", "default": 2, "max": 9}]})
+        ... # doctest: +ELLIPSIS
+        GeneratorSpec(name='s', ...params=[ParamSpec(name='n', type='int', default_value=2, options=ParamOptions(min=None, max=9.0, ...
+    """
+    params = []
+    for kw in sim.get("run_kwargs") or []:
+        options = {
+            **(kw.get("options") or {}),
+            **{k: kw[k] for k in ("min", "max", "choices") if k in kw},
+        }
+        type_ = _TYPES.get(str(kw.get("type", "str")).lower(), "str")
+        params.append(
+            ParamSpec(
+                name=kw["name"],
+                type=type_,  # type: ignore[arg-type]
+                default_value=kw.get("default", kw.get("default_value")),
+                options=ParamOptions(**options),
+                description=str(kw.get("description") or ""),
+            )
+        )
+    return GeneratorSpec(
+        name=sim["name"],
+        version=str(sim.get("version") or "1"),
+        description=str(sim.get("description") or ""),
+        params=params,
+        preview=False,
+    )
+
+
+def shared_config(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one config of a zpy dataset: the first job's parameters.
+
+    ParameterValidationError if jobs differ in anything but `seed`.
+
+    Example:
+        >>> shared_config([{"seed": 1, "n": 2}, {"seed": 7, "n": 2}])
+        {'seed': 1, 'n': 2}
+    """
+    first = {k: v for k, v in jobs[0].items() if k != "seed"}
+    problems = [
+        f"job {i}: differs from job 0 in {sorted(k for k in first.keys() | job.keys() if k != 'seed' and first.get(k) != job.get(k))}"
+        for i, job in enumerate(jobs)
+        if {k: v for k, v in job.items() if k != "seed"} != first
+    ]
+    if problems:
+        raise ParameterValidationError(
+            ["a zpy dataset renders one config: jobs may differ only in 'seed'", *problems]
+        )
+    return dict(jobs[0])
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across threads and processes, held on `path` (created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class ZpyProvider:
+    """`Provider` over a zpy server. `project` defaults to the token's first project."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        project: str | None,
+        cache_dir: Path,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.api = ZpyApi(base_url, token, retry)
+        self._project = project
+        self.cache_dir = Path(cache_dir)
+        self._sims: dict[str, dict[str, Any]] = {}
+        self._simruns: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"ZpyProvider({self.api.base_url!r}, project={self._project!r})"
+
+    @property
+    def project(self) -> str:
+        """The project id; looked up once when it was not given."""
+        if self._project is None:
+            self._project = str(self.api.first_project()["id"])
+        return self._project
+
+    @property
+    def identity(self) -> str:
+        return f"zpy:{self.api.base_url}#project={self.project}"
+
+    def sim_record(self, name: str) -> dict[str, Any]:
+        """The project's sim of that name (`GET sims/?project&name=`); UnknownGeneratorError if none."""
+        if name not in self._sims:
+            found = self.api.sims(self.project, name)
+            if len(found) != 1:
+                raise UnknownGeneratorError(f"no sim named {name!r} in project {self.project}")
+            self._sims[name] = found[0]
+        return self._sims[name]
+
+    def list_generators(self) -> list[GeneratorSpec]:
+        sims = self.api.sims(self.project)
+        self._sims.update({s["name"]: s for s in sims})
+        return [spec_from_sim(s) for s in sims]
+
+    def describe(self, generator: str) -> GeneratorSpec:
+        return spec_from_sim(self.sim_record(generator))
+
+    def validate(
+        self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+    ) -> list[dict[str, Any]]:
+        if is_preview:
+            raise ParameterValidationError(["zpy has no preview jobs; submit without is_preview"])
+        resolved = validate_jobs(self.describe(generator), jobs, is_preview)
+        shared_config(resolved)
+        return resolved
+
+    def estimate(self, generator: str, jobs: list[dict[str, Any]], is_preview: bool) -> list[int]:
+        """zpy has no estimate endpoint: each run renders its `frames` parameter (default 1)."""
+        return [int(p.get("frames", 1)) for p in self.validate(generator, jobs, is_preview)]
+
+    def submit(self, request: BatchRequest) -> BatchRef:
+        config = shared_config(request.jobs)
+        dataset_id = self.generate_dataset(
+            request.name, request.generator, config, len(request.jobs)
+        )
+        return self._ref(dataset_id, request.name)
+
+    def generate_dataset(self, name: str, sim: str, config: dict[str, Any], amount: int) -> str:
+        """Create dataset `name` (or adopt it) and generate it once; returns its id.
+
+        Each POST is sent once; after an ambiguous failure the dataset is looked up by
+        name, and `generate` is re-sent only while the dataset is certainly not generated.
+        """
+        dataset = self._dataset_by_name(name) or self._create_dataset(name)
+        dataset_id = str(dataset["id"])
+        for _ in range(SUBMIT_ATTEMPTS):
+            if self._generated(dataset_id):
+                return dataset_id
+            try:
+                self.api.generate(dataset_id, self.project, sim, config, amount)
+            except AmbiguousRequestError:
+                continue
+            except ParameterValidationError:
+                if self._generated(dataset_id):  # generated meanwhile (a concurrent run): adopt
+                    return dataset_id
+                raise
+            return dataset_id
+        raise TransientError(
+            f"could not generate dataset {name!r} after {SUBMIT_ATTEMPTS} attempts"
+        )
+
+    def _create_dataset(self, name: str) -> dict[str, Any]:
+        for _ in range(SUBMIT_ATTEMPTS):
+            try:
+                return self.api.create_dataset(self.project, name)
+            except (AmbiguousRequestError, ParameterValidationError) as exc:
+                found = self._dataset_by_name(
+                    name
+                )  # created by us or meanwhile by a concurrent run
+                if found is not None:
+                    return found
+                if isinstance(exc, ParameterValidationError):
+                    raise
+        raise TransientError(f"could not create dataset {name!r} after {SUBMIT_ATTEMPTS} attempts")
+
+    def _dataset_by_name(self, name: str) -> dict[str, Any] | None:
+        found = self.api.datasets(self.project, name)
+        return min(found, key=lambda d: str(d.get("created_at", d["id"]))) if found else None
+
+    def _generated(self, dataset_id: str) -> bool:
+        state = str(self.api.dataset(dataset_id).get("state", "")).upper()
+        return state in GENERATED_STATES or self.api.count("simruns/", datasets=dataset_id) > 0
+
+    def find_batch(self, name: str) -> BatchRef | None:
+        """The dataset named `name` in the project, once it has been generated."""
+        dataset = self._dataset_by_name(name)
+        if dataset is None or not self._generated(str(dataset["id"])):
+            return None
+        return self._ref(str(dataset["id"]), name)
+
+    def _runs(self, dataset_id: str) -> dict[str, dict[str, Any]]:
+        """The dataset's simruns by id, ordered by seed (then id): the same order on every read."""
+        if dataset_id not in self._simruns:
+            runs = sorted(self.api.simruns(dataset_id), key=run_order)
+            self._simruns[dataset_id] = {str(r["id"]): r for r in runs}
+        return self._simruns[dataset_id]
+
+    def _ref(self, dataset_id: str, name: str) -> BatchRef:
+        runs = self._runs(dataset_id)
+        if not runs:
+            raise SynthDataError(f"dataset {dataset_id} has no simruns")
+        sim = str(next(iter(runs.values())).get("sim", ""))
+        return BatchRef(
+            batch_id=dataset_id,
+            name=name,
+            generator=self._sim_name(sim),
+            job_ids=list(runs),
+            is_preview=False,
+        )
+
+    def _sim_name(self, sim: str) -> str:
+        """A simrun's `sim` field (a name, or an id in later servers) as the sim's name."""
+        if not self._sims:
+            self.list_generators()
+        for name, record in self._sims.items():
+            if sim in (name, str(record.get("id"))):
+                return name
+        return sim
+
+    def batch_status(self, batch: BatchRef) -> BatchStatus:
+        """The dataset's state and its READY-simrun count: two small reads per poll.
+
+        While the dataset is not finished, at most all but one job count as succeeded,
+        so a dataset that is still packaging is never reported as done.
+        """
+        state = str(self.api.dataset(batch.batch_id).get("state", "")).upper()
+        jobs = batch.job_ids
+        if state == READY:
+            states = [JobState.SUCCEEDED] * len(jobs)
+        elif state in FAILED_STATES:
+            states = [JobState.FAILED] * len(jobs)
+        else:
+            ready = min(
+                self.api.count("simruns/", datasets=batch.batch_id, state=READY), len(jobs) - 1
+            )
+            states = [JobState.SUCCEEDED] * ready + [JobState.RUNNING] * (len(jobs) - ready)
+        error = f"dataset {state}" if state in FAILED_STATES else None
+        return BatchStatus(
+            batch_id=batch.batch_id,
+            jobs=[
+                JobStatus(job_id=j, state=s, error=error) for j, s in zip(jobs, states, strict=True)
+            ],
+        )
+
+    def dataset_archive(self, dataset_id: str) -> Path:
+        """The dataset zip in the cache, downloaded once (resumable; size and sha256 checked when given)."""
+        archive = self.cache_dir / f"{dataset_id}.zip"
+        with file_lock(self.cache_dir / f"{dataset_id}.lock"):
+            if not archive.exists():
+                link = self.api.download_link(dataset_id)
+                size, digest = link.get("size_bytes"), link.get("sha256")
+                self.api.http.download(
+                    str(link["redirect_link"]),
+                    archive,
+                    expected_size=int(size) if size is not None else None,
+                    expected_sha256=str(digest) if digest else None,
+                )
+        return archive
+
+    def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
+        archive = self.dataset_archive(batch.batch_id)
+        run = self._runs(batch.batch_id).get(job_id)
+        if run is None:
+            raise NotFoundError(f"simrun {job_id} is not part of dataset {batch.batch_id}")
+        folder = run_folder(top_level_folders(archive), run)
+        scratch = dest.with_name(dest.name + ".extracting")
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            extract_zip(archive, scratch, prefix=f"{folder}/")
+        except SynthDataError:
+            archive.unlink(missing_ok=True)  # corrupt: download again next time
+            raise
+        try:
+            zumo_to_job_folder(scratch, dest, batch.generator, run_config(run))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_folder(folders: list[str], run: dict[str, Any]) -> str:
+    """The zip folder of a simrun: named by its id or its name (or containing the id).
+
+    Example:
+        >>> run_folder(["a-1", "run-1234abcd"], {"id": "1234abcd", "name": "x"})
+        'run-1234abcd'
+    """
+    run_id, name = str(run["id"]), str(run.get("name") or "")
+    for candidate in (run_id, name):
+        if candidate in folders:
+            return candidate
+    matches = [f for f in folders if run_id in f]
+    if len(matches) == 1:
+        return matches[0]
+    raise NotFoundError(f"dataset zip has no folder for simrun {run_id}")
+
+
+def run_order(run: dict[str, Any]) -> tuple[float, str]:
+    """Sort key of a simrun: its config's seed (runs without one last), then its id."""
+    seed = run_config(run).get("seed")
+    number = (
+        float(seed)
+        if isinstance(seed, int | float) and not isinstance(seed, bool)
+        else float("inf")
+    )
+    return number, str(run["id"])
+
+
+def run_config(run: dict[str, Any]) -> dict[str, Any]:
+    """A simrun's config (a JSON string or an object on the wire)."""
+    config = run.get("config") or {}
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            return {}
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def _kind(image: dict[str, Any]) -> str | None:
+    """rgb, iseg, cseg or depth, from a zumo image's style and name."""
+    name = str(image.get("name") or image.get("relative_path") or "")
+    style = str(image.get("style") or "default")
+    for kind in ("iseg", "cseg", "depth", "rgb"):
+        if f".{kind}." in name:
+            return kind
+    return {"default": "rgb", "depth": "depth"}.get(style)
+
+
+def zumo_to_job_folder(run_dir: Path, dest: Path, generator: str, params: dict[str, Any]) -> None:
+    """Convert a simrun folder (zumo annotations) into the canonical job folder `dest`.
+
+    Images become `image.NNNNNN.{rgb,iseg,cseg,depth}.png` by frame; `labels.json` is
+    COCO with file names relative to `dest`; `job.json` names the sim and its config.
+    `dest` must not exist; it appears complete or not at all.
+    """
+    zumo_path = run_dir / ZUMO
+    if not zumo_path.is_file():
+        raise NotFoundError(f"simrun folder {run_dir.name} has no {ZUMO}")
+    zumo = json.loads(zumo_path.read_text())
+    frames: dict[int, dict[str, dict[str, Any]]] = {}
+    for image in (zumo.get("images") or {}).values():
+        kind = _kind(image)
+        if kind is not None:
+            frames.setdefault(int(image.get("frame", 0)), {})[kind] = image
+    scratch = dest.with_name(dest.name + ".converting")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    images: list[dict[str, Any]] = []
+    image_ids: dict[str, int] = {}
+    for index, frame in enumerate(sorted(frames)):
+        by_kind = frames[frame]
+        if "rgb" not in by_kind:
+            continue
+        entry: dict[str, Any] = {"id": index + 1, "frame_number": frame}
+        for kind, image in by_kind.items():
+            source = run_dir / str(
+                image.get("name") or Path(str(image.get("relative_path", ""))).name
+            )
+            target = f"image.{frame:06d}.{kind}.png"
+            if not source.is_file():
+                raise NotFoundError(f"simrun folder {run_dir.name} lacks {source.name}")
+            shutil.copyfile(source, scratch / target)
+            entry["file_name" if kind == "rgb" else f"{kind}_file"] = target
+            image_ids[str(image.get("id"))] = entry["id"]
+        entry["width"], entry["height"] = (
+            int(by_kind["rgb"]["width"]),
+            int(by_kind["rgb"]["height"]),
+        )
+        images.append(entry)
+    categories = [
+        {
+            "id": int(cat.get("id", key)),
+            "name": str(cat["name"]),
+            "supercategory": (cat.get("supercategories") or ["object"])[0],
+        }
+        for key, cat in (zumo.get("categories") or {}).items()
+    ]
+    annotations: list[dict[str, Any]] = []
+    for ann in zumo.get("annotations") or []:
+        image_id = image_ids.get(str(ann["image_id"]))
+        if image_id is None:
+            continue
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(ann["category_id"]),
+                "bbox": ann["bbox"],
+                "area": ann.get("area", ann["bbox"][2] * ann["bbox"][3]),
+                "segmentation": ann.get("segmentation_rle") or ann.get("segmentation") or [],
+                "iscrowd": int(ann.get("iscrowd", 0)),
+            }
+        )
+    labels = {
+        "info": {"description": str((zumo.get("metadata") or {}).get("description", "zpy simrun"))},
+        "categories": categories,
+        "images": images,
+        "annotations": annotations,
+    }
+    (scratch / "labels.json").write_text(json.dumps(labels, separators=(",", ":")))
+    job = {"name": generator, "params": params, "is_preview": False, "frames": len(images)}
+    (scratch / "job.json").write_text(json.dumps(job, sort_keys=True))
+    scratch.rename(dest)
