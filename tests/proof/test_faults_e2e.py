@@ -124,7 +124,10 @@ def test_flow_under_faults_submits_once_and_publishes_the_fault_free_dataset(
         p.relative_to(reference.uri) for p in Path(reference.uri).rglob("*")
     )
     for relative in faulty_files:  # ...and every data file byte for byte the same
-        if relative.name not in ("manifest.json", "_SUCCESS") and (Path(dataset.uri) / relative).is_file():
+        if (
+            relative.name not in ("manifest.json", "_SUCCESS")
+            and (Path(dataset.uri) / relative).is_file()
+        ):
             assert (Path(dataset.uri) / relative).read_bytes() == (
                 Path(reference.uri) / relative
             ).read_bytes()
