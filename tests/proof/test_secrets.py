@@ -102,7 +102,7 @@ async def _events(client: Any, flow_run_id: UUID, timeout: float = 30) -> list[A
         page = await client.read_events(
             filter=EventFilter(
                 any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
-                occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1)),
+                occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1)),  # type: ignore[arg-type]
             ),
             limit=50,
         )
@@ -124,7 +124,7 @@ def _files_holding(token: str, *roots: Path) -> list[Path]:
 
 
 def _database() -> Path:
-    url = str(get_current_settings().server.database.connection_url.get_secret_value())  # type: ignore[union-attr]
+    url = str(get_current_settings().server.database.connection_url.get_secret_value())
     return Path(url.split(":///", 1)[1])
 
 
@@ -147,12 +147,12 @@ def test_token_appears_nowhere(
     results = tmp_path / "results"
     with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: results}):
         state = generate_dataset(request, return_state=True)
-    dataset = state.result()  # type: ignore[union-attr]
+    dataset = state.result()
     assert dataset.num_images == 2
     # the cached submission was persisted here, under its cache key
     assert [p.name.startswith("prefect-synthdata-submit-") for p in results.iterdir()] == [True]
 
-    flow_run_id = state.state_details.flow_run_id  # type: ignore[union-attr]
+    flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
     recorded = asyncio.run(_recorded(flow_run_id))
     leaks = [text[:200] for text in [*recorded, caplog.text, repr(request)] if TOKEN in text]
@@ -170,10 +170,10 @@ def test_a_rejected_token_is_not_echoed(
 ) -> None:
     config = ProviderConfig(kind="infinity", url=server.url, token=SecretStr(WRONG))
     state = generate_dataset(_request(tmp_path, provider=config), return_state=True)
-    assert state.is_failed()  # type: ignore[union-attr]
+    assert state.is_failed()
     with pytest.raises(AuthenticationError) as info:
-        state.result()  # type: ignore[union-attr]
-    flow_run_id = state.state_details.flow_run_id  # type: ignore[union-attr]
+        state.result()
+    flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
 
     async def run_texts() -> list[str]:
