@@ -49,6 +49,11 @@ TOKEN = "tok-SECRET-1234-recognisable"
 WRONG = "tok-SECRET-9876-wrong-recognisable"
 
 
+def _an_hour_ago() -> Any:
+    """A datetime for event filters (typed `Any`: Prefect annotates its own DateTime)."""
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with run_reference_server(tmp_path_factory.mktemp("secrets") / "srv", tokens=[TOKEN]) as srv:
@@ -102,7 +107,7 @@ async def _events(client: Any, flow_run_id: UUID, timeout: float = 30) -> list[A
         page = await client.read_events(
             filter=EventFilter(
                 any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
-                occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1)),  # type: ignore[arg-type]
+                occurred=EventOccurredFilter(since=_an_hour_ago()),
             ),
             limit=50,
         )
@@ -124,8 +129,9 @@ def _files_holding(token: str, *roots: Path) -> list[Path]:
 
 
 def _database() -> Path:
-    url = str(get_current_settings().server.database.connection_url.get_secret_value())
-    return Path(url.split(":///", 1)[1])
+    url = get_current_settings().server.database.connection_url
+    assert url is not None
+    return Path(url.get_secret_value().split(":///", 1)[1])
 
 
 @pytest.mark.parametrize("via", ["credentials block", "provider config"])
