@@ -70,11 +70,11 @@ class Watch:
 
     noticed: float = 0.0
     started: float = 0.0
-    requests: int = 0
+    sent: int = 0
 
     def count(self, session: requests.Session) -> None:
         def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-            self.requests += 1
+            self.sent += 1
 
         session.hooks["response"].append(hook)
 
@@ -174,8 +174,8 @@ def measure(
     return {
         name: {
             "latency": w.noticed - finished,
-            "requests": w.requests,
-            "per_second": w.requests / max(w.noticed - w.started, 1e-9),
+            "requests": w.sent,
+            "per_second": w.sent / max(w.noticed - w.started, 1e-9),
             "render": finished - w.started,
         }
         for name, w in watches.items()
