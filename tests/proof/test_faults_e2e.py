@@ -5,10 +5,12 @@ truncated result bodies (seeded dice). The flow still completes, the server hold
 exactly one submission for the logical request (a re-run adds none), and the
 published dataset equals that of a fault-free run of the same request.
 
-Both runs use the same port one after the other, so the provider identity (hence the
-batch key and the dataset version) is the same; the manifests then differ only in the
-server-assigned `batch_id` and `job_ids`, which is checked field by field, and every
-data file is byte-identical (`content_sha256`).
+The same server restarted without faults, downloading the same batch afresh, gives a
+byte-identical `manifest.json` (equal `manifest_sha256`). A clean server on the same port
+(so the provider identity, hence the batch key and the dataset version, is the same)
+renders the request anew: its manifest differs only in the server-assigned `batch_id`
+and `job_ids`, which is checked field by field, and every data file is byte-identical
+(`content_sha256`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,14 @@ def test_flow_under_faults_submits_once_and_publishes_the_fault_free_dataset(
     assert " 503 " in posts[0], f"the seed no longer hits the submission: {posts}"
     assert " 429 " in log
 
+    # the same server restarted without faults: a fresh download of the same batch gives
+    # the same manifest, byte for byte
+    with run_reference_server(tmp_path / "faulty", tokens=[TOKEN], port=port) as restarted:
+        refetched, _ = _run(kind, restarted, tmp_path / "ds-refetch", tmp_path / "h3", monkeypatch)
+    assert refetched.batch_id == dataset.batch_id
+    assert refetched.manifest_sha256 == dataset.manifest_sha256
+
+    # a clean server renders the same request anew
     with run_reference_server(tmp_path / "clean", tokens=[TOKEN], port=port) as clean:
         reference, reference_manifest = _run(
             kind, clean, tmp_path / "ds-clean", tmp_path / "h2", monkeypatch
