@@ -96,6 +96,6 @@ def test_submit_await_download_with_a_dataframe(session: Session, tmp_path: Path
 
 
 def test_await_completion_times_out(session: Session) -> None:
-    batch = session.submit([{"width": 256, "height": 256, "frames": 6}])
-    with pytest.raises(BatchTimeoutError):
-        batch.await_completion(polling_interval=0.1, timeout=0.3)
+    batch = session.submit([{"width": 256, "height": 256, "frames": 30}])
+    with pytest.raises(BatchTimeoutError):  # one status read, then the deadline has passed
+        batch.await_completion(polling_interval=0.1, timeout=0.01)
