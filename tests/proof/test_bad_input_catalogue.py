@@ -189,6 +189,11 @@ def served_zip(payload: Callable[[], bytes]) -> Action:
     return run
 
 
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (picked when the case runs)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def aws_block(name: str) -> Action:
     return flow(dest=f"s3://{BUCKET}/ds", storage=StoreOptions(aws_block=name))
 
@@ -219,7 +224,7 @@ CASES: dict[str, Case] = {
     "missing url": Case(flow(provider=ProviderConfig(kind="infinity", token=SecretStr(TOKEN))), ConfigurationError, ("needs a server url and a token",)),
     "masked token": Case(lambda w: w.generate(provider=w.provider(token="*" * 10)), ConfigurationError, ("arrived masked",)),
     "not an http url": Case(flow(provider=ProviderConfig(kind="infinity", url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
-    "closed port": Case(flow(provider=ProviderConfig(kind="infinity", url=f"http://127.0.0.1:{free_port()}", token=SecretStr(TOKEN))), TransientError, ("ConnectionError",)),
+    "closed port": Case(lambda w: w.generate(provider=ProviderConfig(kind="infinity", url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("ConnectionError",)),
     "missing credentials block": Case(flow(credentials_block="no-such-block"), ConfigurationError, ("no credentials block named 'no-such-block'",)),
     # the zpy dialect
     "zpy wrong token": Case(lambda w: w.generate(provider=w.provider("zpy", token="not-the-token")), AuthenticationError, ("authentication failed",)),
@@ -232,7 +237,7 @@ CASES: dict[str, Case] = {
     "bad bucket name": Case(flow(dest="s3://Bad_Bucket!/x"), ConfigurationError, ("is not a bucket name",)),
     "s3 prefix with ..": Case(flow(dest=f"s3://{BUCKET}/a/../b"), ConfigurationError, ("'..' segment",)),
     "missing bucket": Case(lambda w: w.generate(dest="s3://no-such-bucket/ds", storage=w.s3()), DestinationError, ("bucket 'no-such-bucket' does not exist",)),
-    "unreachable s3 endpoint": Case(flow(dest=f"s3://{BUCKET}/ds", storage=StoreOptions(endpoint_url=f"http://127.0.0.1:{free_port()}")), DestinationError, ("cannot reach the S3 endpoint",)),
+    "unreachable s3 endpoint": Case(lambda w: w.generate(dest=f"s3://{BUCKET}/ds", storage=StoreOptions(endpoint_url=closed_port_url())), DestinationError, ("cannot reach the S3 endpoint",)),
     "s3 options on a local path": Case(lambda w: w.generate(storage=w.s3()), ConfigurationError, ("only apply to s3:// destinations",)),
     "aws block of another type": Case(aws_block("secret/x"), ConfigurationError, ("aws_block 'secret/x' must be one of",)),
     "missing aws block": Case(aws_block("no-such-block"), ConfigurationError, ("no saved prefect-aws block 'aws-credentials/no-such-block'",)),
