@@ -92,8 +92,8 @@ def submit_idempotent(provider: Provider, request: BatchRequest) -> tuple[BatchR
 class PollPolicy:
     """How to wait: exponential backoff from `initial` to `cap` seconds, up to a deadline."""
 
-    initial_seconds: float = 0.2
-    cap_seconds: float = 5.0
+    initial_seconds: float = 0.25
+    cap_seconds: float = 1.0
     deadline_seconds: float = 6 * 3600
     transient_retries: int = 5
 

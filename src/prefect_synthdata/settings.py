@@ -45,8 +45,8 @@ class SynthDataSettings(BaseSettings):
     dest: str = Field(
         default="./datasets", description="Default publish destination (path or s3:// URI)."
     )
-    poll_initial_seconds: float = Field(default=0.2, gt=0, description="First poll interval.")
-    poll_cap_seconds: float = Field(default=5.0, gt=0, description="Longest poll interval.")
+    poll_initial_seconds: float = Field(default=0.25, gt=0, description="First poll interval.")
+    poll_cap_seconds: float = Field(default=1.0, gt=0, description="Longest poll interval.")
     deadline_seconds: float = Field(
         default=6 * 3600, gt=0, description="Give up waiting after this long."
     )

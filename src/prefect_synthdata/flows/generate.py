@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date
 
 from prefect import flow, get_run_logger, runtime
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from prefect_synthdata import artifacts, batches
@@ -68,7 +69,16 @@ class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
         return self.model_copy(update={"seed": seed, "seed_per_day": False})
 
 
-@flow(name="generate-dataset", log_prints=False)
+#: Download shards run a few at a time: enough to overlap network waits, few enough that
+#: thousands of small files are not written by dozens of threads at once.
+DOWNLOAD_CONCURRENCY = 4
+
+
+@flow(
+    name="generate-dataset",
+    log_prints=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),
+)
 def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
 
