@@ -49,9 +49,14 @@ async def _recorded(flow_run_id: UUID) -> tuple[list[Any], list[Any], dict[str, 
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-        logs = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
+        deadline = time.monotonic() + 30
+        while True:  # run logs reach the API in batches, a moment after the run ends
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+            if logs or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
