@@ -8,7 +8,8 @@ Reports, per variant, the median wall time, and for the flow the number of task 
 used. Orchestration overhead is shown two ways:
 - side by side: (flow wall time - direct wall time) / flow wall time. Every repeat starts
   from empty state, so both variants render, download, assemble and publish the whole
-  batch; on a shared machine the file-system work (tens of thousands of small files)
+  batch; the variants alternate which goes first, and the disk is synced before each
+  timed run; on a shared machine the file-system work (tens of thousands of small files)
   varies by tens of percent between runs, and this difference carries that noise;
 - isolated: the same task graph (submit, wait, one task per download shard, build,
   publish, with the same parameters and the same task runner) with empty task bodies,
@@ -135,13 +136,19 @@ def main() -> None:
 
     direct, flow, task_runs, bare = [], [], [], []
     with prefect_test_harness(server_startup_timeout=120):
-        for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                direct.append(run_direct(args.jobs, Path(tmp)))
-            with tempfile.TemporaryDirectory() as tmp:
-                seconds, runs = run_flow(args.jobs, Path(tmp))
-                flow.append(seconds)
-                task_runs.append(runs)
+        for repeat in range(args.repeats):
+            # Alternate which variant goes first, and let the disk settle (write-back of the
+            # previous variant's files, deletion of its folder) before each timed run.
+            for variant in ("direct", "flow") if repeat % 2 == 0 else ("flow", "direct"):
+                with tempfile.TemporaryDirectory() as tmp:
+                    os.sync()
+                    if variant == "direct":
+                        direct.append(run_direct(args.jobs, Path(tmp)))
+                    else:
+                        seconds, runs = run_flow(args.jobs, Path(tmp))
+                        flow.append(seconds)
+                        task_runs.append(runs)
+                os.sync()
             bare.append(run_orchestration_only(args.jobs))
     d, f, b = statistics.median(direct), statistics.median(flow), statistics.median(bare)
     print(f"jobs per batch:            {args.jobs}")
