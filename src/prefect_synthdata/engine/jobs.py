@@ -151,7 +151,8 @@ class JobService:
 
     def batch_status(self, owner: str, batch_id: str) -> BatchStatus:
         """Every job's state in one read; adopts orphaned jobs on the way."""
-        self.get_batch(owner, batch_id)
+        if not self._query("SELECT 1 FROM batches WHERE id=? AND owner=?", (batch_id, owner)):
+            raise NotFoundError(f"batch {batch_id!r} not found")
         self.adopt_orphans(batch_id)
         rows = self._query(
             "SELECT id, state, error FROM jobs WHERE batch_id=? ORDER BY idx", (batch_id,)
