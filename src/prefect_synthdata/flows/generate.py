@@ -77,7 +77,7 @@ DOWNLOAD_CONCURRENCY = 4
 @flow(
     name="generate-dataset",
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),
+    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
 )
 def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
