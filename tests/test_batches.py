@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,42 @@ def test_download_skips_verified_jobs_and_repairs_damaged_ones(
     assert again == first
     assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # verified: skipped
     assert damaged.stat().st_size == record["image.000000.rgb.png"][0]  # re-fetched
+
+
+class ConcurrencyProbe:
+    """The real local provider, recording how many fetches run at once."""
+
+    def __init__(self, provider: LocalProvider, local_results: bool) -> None:
+        self.provider, self.local_results = provider, local_results
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str):  # everything else is the real provider
+        return getattr(self.provider, name)
+
+    def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.2)  # long enough for the other threads to start theirs
+        self.provider.fetch_job_result(batch, job_id, dest)
+        with self.lock:
+            self.running -= 1
+
+
+@pytest.mark.parametrize("local_results", [True, False])
+def test_threads_fetch_local_results_one_at_a_time(
+    provider: LocalProvider, tmp_path: Path, local_results: bool
+) -> None:
+    """Local results are file work (threads would only fight over the GIL); HTTP ones overlap."""
+    batch = _submit(provider, [SMALL] * 8)
+    batches.poll_until_done(provider, batch, batches.PollPolicy(0.01, 0.1, 120))
+    probe = ConcurrencyProbe(provider, local_results)
+    shards = [batch.job_ids[i::4] for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda s: batches.download_jobs(probe, batch, s, tmp_path), shards))
+    assert sorted(f.name for shard in done for f in shard) == sorted(batch.job_ids)
+    assert probe.most == 1 if local_results else probe.most > 1
 
 
 def test_same_request_same_name_and_key(provider: LocalProvider) -> None:

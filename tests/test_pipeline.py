@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 from PIL import Image
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -63,6 +68,40 @@ def test_manifest_checks_out_against_files(tmp_path: Path) -> None:
         len(manifest.job_params) == 2
         and manifest.job_params[0]["seed"] != manifest.job_params[1]["seed"]
     )
+
+
+def test_task_graph_links_every_step_to_its_inputs(tmp_path: Path) -> None:
+    """Large inputs are passed `opaque`; the UI's graph still shows where each came from."""
+    request = GenerateRequest(num_jobs=3, shard_size=1, dest=str(tmp_path), params=SMALL)
+    state = flow(request, return_state=True)
+    state.result()
+
+    async def read() -> list[TaskRun]:
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+
+    runs: dict[str, list[TaskRun]] = {}
+    for run in asyncio.run(read()):
+        runs.setdefault(run.task_key.rsplit("-", 1)[0], []).append(run)
+
+    def sources(run: TaskRun, parameter: str) -> set[UUID]:
+        return {getattr(i, "id", None) for i in run.task_inputs.get(parameter, [])}
+
+    (submit,), (wait,), (build,), (publish,) = (
+        runs[name]
+        for name in ("submit_batch", "wait_for_batch", "build_dataset", "publish_dataset")
+    )
+    downloads = runs["download_batch"]
+    assert len(downloads) == 3
+    assert sources(wait, "batch") == {submit.id}
+    assert all(sources(d, "batch") == {submit.id} for d in downloads)
+    assert sources(build, "batch") == {submit.id}
+    assert sources(build, "wait_for") == {d.id for d in downloads}
+    assert sources(publish, "manifest") == {build.id}
 
 
 def test_rerun_is_a_cache_hit(tmp_path: Path, synthdata_home: Path) -> None:

@@ -17,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,29 +167,39 @@ def _verified(folder: Path) -> bool:
     )
 
 
+#: Held while a thread downloads from a provider with `local_results`: such downloads are
+#: many small file operations, each of which releases and re-takes the GIL, so threads
+#: doing them at once hand the GIL back and forth and finish several times later than
+#: one thread doing them in turn. Processes (e.g. Dask workers) still run in parallel.
+_LOCAL_FETCHES = threading.Lock()
+
+
 def download_jobs(
     provider: Provider, batch: BatchRef, job_ids: list[str], work_dir: Path
 ) -> list[Path]:
     """Fetch each job's result to `work_dir/<job_id>/`, skipping ones already verified.
 
     A job folder counts as verified once its files' sizes and sha256 are recorded in
-    `.verified.json`; a partial download never appears under the final name.
+    `.verified.json`; a partial download never appears under the final name. Threads of
+    one process download from a provider with `local_results` one at a time.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    folders = []
-    for job_id in job_ids:
-        folder = work_dir / job_id
-        if not _verified(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-            scratch = work_dir / f"{job_id}.download"
-            shutil.rmtree(scratch, ignore_errors=True)
-            provider.fetch_job_result(batch, job_id, scratch)
-            record = {
-                p.name: [p.stat().st_size, sha256_file(p)]
-                for p in sorted(scratch.iterdir())
-                if p.is_file()
-            }
-            (scratch / VERIFIED).write_text(json.dumps(record))
-            scratch.rename(folder)
-        folders.append(folder)
-    return folders
+    with _LOCAL_FETCHES if provider.local_results else contextlib.nullcontext():
+        for job_id in job_ids:
+            if not _verified(work_dir / job_id):
+                _download_job(provider, batch, job_id, work_dir)
+    return [work_dir / job_id for job_id in job_ids]
+
+
+def _download_job(provider: Provider, batch: BatchRef, job_id: str, work_dir: Path) -> None:
+    """Fetch one job into `work_dir/<job_id>/` and record its files' sizes and sha256."""
+    folder = work_dir / job_id
+    shutil.rmtree(folder, ignore_errors=True)
+    scratch = work_dir / f"{job_id}.download"
+    shutil.rmtree(scratch, ignore_errors=True)
+    provider.fetch_job_result(batch, job_id, scratch)
+    record = {
+        p.name: [p.stat().st_size, sha256_file(p)] for p in sorted(scratch.iterdir()) if p.is_file()
+    }
+    (scratch / VERIFIED).write_text(json.dumps(record))
+    scratch.rename(folder)

@@ -9,12 +9,13 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
+from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, batches, events
@@ -29,6 +30,22 @@ from prefect_synthdata.storage.publish import publish
 
 #: Extra listeners of batch status changes in this process (the CLI's progress bar).
 STATUS_LISTENERS: list[batches.StatusListener] = []
+
+T = TypeVar("T")
+
+
+def whole(value: T) -> T:
+    """Mark a task argument that holds every job or file (job ids, a manifest) as `opaque`.
+
+    Prefect then records which task produced it without walking it element by element,
+    which it otherwise does twice per task run: seconds per task at 10,000 jobs. Typed as
+    the value itself, so task calls still type-check.
+
+    Example:
+        >>> whole([1, 2, 3]).unwrap()
+        [1, 2, 3]
+    """
+    return cast(T, opaque(value))
 
 
 def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -170,7 +187,7 @@ def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
 )
 def publish_dataset(
     dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
-) -> tuple[str, int]:
+) -> DatasetManifest:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
     Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset.
@@ -185,4 +202,4 @@ def publish_dataset(
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset)
     events.emit_dataset_published(dataset)
-    return result.uri, result.files_uploaded
+    return dataset

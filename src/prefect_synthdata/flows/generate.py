@@ -27,9 +27,9 @@ from prefect_synthdata.tasks import (
     build_dataset,
     download_batch,
     publish_dataset,
-    published_dataset,
     submit_batch,
     wait_for_batch,
+    whole,
 )
 
 
@@ -98,13 +98,14 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     batch_request = request.prepare(provider)
     version = request.dataset_version(batch_request)
 
-    batch = submit_batch(provider_config, batch_request)
+    # Values holding every job or file go in `whole(...)`: Prefect does not walk them.
+    batch = submit_batch(provider_config, whole(batch_request))
     try:
-        status = wait_for_batch(provider_config, batch, request.poll_policy())
+        status = wait_for_batch(provider_config, whole(batch), request.poll_policy())
     except NotFoundError:  # a cached batch the provider no longer has (e.g. its state was wiped)
         logger.warning("batch %s is gone from the provider; submitting again", batch.batch_id)
-        batch = submit_batch.with_options(refresh_cache=True)(provider_config, batch_request)
-        status = wait_for_batch(provider_config, batch, request.poll_policy())
+        batch = submit_batch.with_options(refresh_cache=True)(provider_config, whole(batch_request))
+        status = wait_for_batch(provider_config, whole(batch), request.poll_policy())
     batches.raise_for_failures(status)
 
     work_dir = _settings().home / "work" / batch.name
@@ -113,14 +114,16 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
         for i in range(0, len(batch.job_ids), request.shard_size)
     ]
     futures = [
-        download_batch.submit(provider_config, batch, shard, work_dir / "jobs") for shard in shards
+        download_batch.submit(provider_config, whole(batch), shard, work_dir / "jobs")
+        for shard in shards
     ]
     job_dirs = [folder for future in futures for folder in future.result()]
 
     info = DatasetInfo(name=request.name, version=version, provider=provider.identity)
-    manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
-    uri, uploaded = publish_dataset(request.dest, work_dir / "dataset", manifest, request.storage)
-    logger.info("dataset ready at %s", uri)
-    dataset = published_dataset(manifest, uri, uploaded)
+    manifest = build_dataset(
+        whole(batch), whole(job_dirs), work_dir / "dataset", info, wait_for=futures
+    )
+    dataset = publish_dataset(request.dest, work_dir / "dataset", whole(manifest), request.storage)
+    logger.info("dataset ready at %s", dataset.uri)
     artifacts.run_summary(dataset, provider.identity, len(batch.job_ids))
     return dataset

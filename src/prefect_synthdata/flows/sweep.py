@@ -33,7 +33,7 @@ from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.flows.generate import GenerateRequest, generate_dataset
 from prefect_synthdata.params import GeneratorSpec
 from prefect_synthdata.storage import open_store
-from prefect_synthdata.tasks import submit_batch
+from prefect_synthdata.tasks import submit_batch, whole
 
 MAX_POINTS = 1000
 
@@ -176,7 +176,7 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
 
     # fan out: every batch is submitted before any is awaited (each point's flow adopts its batch)
     for future in [
-        submit_batch.submit(provider_config, batch_request) for batch_request in prepared
+        submit_batch.submit(provider_config, whole(batch_request)) for batch_request in prepared
     ]:
         future.result()
     logger.info("submitted %d batch(es) for %d sweep points", len(prepared), len(points))

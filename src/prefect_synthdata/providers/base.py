@@ -20,6 +20,11 @@ from prefect_synthdata.params import GeneratorSpec
 class Provider(Protocol):
     """Steps of a generation service. Implementations raise `prefect_synthdata.exceptions` types."""
 
+    #: Whether a job's result is already on this machine, so that fetching it is file work
+    #: only (copying, extracting, hashing): threads of one process then only contend for
+    #: the GIL, and `batches.download_jobs` fetches from one thread at a time per process.
+    local_results: bool
+
     @property
     def identity(self) -> str:
         """A non-secret string naming this service instance (kind and address), for cache keys."""

@@ -162,6 +162,8 @@ class InfinityProvider:
     checked, and the zip's `<job_id>/` folder is extracted safely into `dest`.
     """
 
+    local_results = False  # one download per job: waits on the network overlap
+
     def __init__(self, server: str, token: SecretStr, retry: RetryPolicy | None = None) -> None:
         self.api = InfinityApi(server, token, retry)
         self._specs: dict[str, GeneratorSpec] = {}

@@ -44,6 +44,8 @@ def close_job_services(under: Path | None = None) -> None:
 class LocalProvider:
     """Provider over an in-process `JobService`."""
 
+    local_results = True  # a result is a folder under the state directory
+
     def __init__(self, state_dir: Path, workers: int | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.service = job_service(self.state_dir, workers)

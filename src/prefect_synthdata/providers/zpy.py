@@ -205,6 +205,8 @@ def file_lock(path: Path) -> Iterator[None]:
 class ZpyProvider:
     """`Provider` over a zpy server. `project` defaults to the token's first project."""
 
+    local_results = True  # one dataset zip is downloaded once; each job is extracted from it
+
     def __init__(
         self,
         base_url: str,
