@@ -15,8 +15,8 @@ server renders both; the variants alternate so neither always goes first):
 The seed-style script runs once per `--baseline-intervals` value: 10 s (the original)
 and 1 s (a fairer, equal-footing loop), reported separately.
 
-The S3 server is moto's (its WSGI app on a werkzeug server, like `ThreadedMotoServer`)
-behind a counter of write requests and bytes; submissions and result downloads are
+The S3 server is moto's (its WSGI app on a werkzeug server, like `ThreadedMotoServer`,
+in its own process) behind a counter of write requests and bytes; submissions and result downloads are
 counted from the reference server's access log. The re-run of the flow with the same
 request must submit nothing, download nothing and upload no data.
 
@@ -29,11 +29,11 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from collections import Counter
@@ -66,27 +66,41 @@ BUCKET = "bench-datasets"
 
 
 class CountingS3:
-    """moto's S3 on 127.0.0.1, counting write requests (PUT/POST) and their body bytes."""
+    """moto's S3 on 127.0.0.1, counting write requests (PUT/POST) and their body bytes.
+
+    It runs in its own process, as a real S3 would: in this one, its request handling
+    would compete with the variants for the GIL.
+    """
 
     def __init__(self) -> None:
-        self.writes: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        app = DomainDispatcherApplication(create_backend_app)
-
-        def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ["REQUEST_METHOD"] in ("PUT", "POST"):
-                with self.lock:
-                    self.writes["requests"] += 1
-                    self.writes["bytes"] += int(environ.get("CONTENT_LENGTH") or 0)
-            return app(environ, start_response)
-
-        self.server = make_server("127.0.0.1", 0, counted, threaded=True)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        context = multiprocessing.get_context("spawn")
+        self.requests, self.bytes = context.Value("q", 0), context.Value("q", 0)
+        ports: multiprocessing.Queue[int] = context.Queue()
+        self.process = context.Process(
+            target=serve_counting_s3, args=(self.requests, self.bytes, ports), daemon=True
+        )
+        self.process.start()
+        self.endpoint = f"http://127.0.0.1:{ports.get(timeout=120)}"
 
     def snapshot(self) -> Counter[str]:
-        with self.lock:
-            return Counter(self.writes)
+        return Counter(requests=self.requests.value, bytes=self.bytes.value)
+
+
+def serve_counting_s3(requests: Any, body_bytes: Any, ports: Any) -> None:
+    """Serve moto's S3 app on a free 127.0.0.1 port (put on `ports`), counting writes."""
+    app = DomainDispatcherApplication(create_backend_app)
+
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] in ("PUT", "POST"):
+            with requests.get_lock():
+                requests.value += 1
+            with body_bytes.get_lock():
+                body_bytes.value += int(environ.get("CONTENT_LENGTH") or 0)
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, counted, threaded=True)
+    ports.put(server.server_address[1])
+    server.serve_forever()
 
 
 def server_counts(server: ServerProcess) -> Counter[str]:

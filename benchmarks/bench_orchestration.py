@@ -4,13 +4,13 @@ directly (no Prefect), side by side in one run, on the local provider.
     python benchmarks/bench_orchestration.py               # 10,000 preview jobs, 3 repeats
     python benchmarks/bench_orchestration.py --jobs 500 --repeats 1   # a quick look
 
-Reports, per variant, the median wall time, and for the flow the number of task runs it
-used. Orchestration overhead is shown two ways:
+Reports, per variant, the median wall time and the median time of each phase (submit,
+wait, download, build, publish), and for the flow the number of task runs it used.
+Orchestration overhead is shown two ways:
 - side by side: (flow wall time - direct wall time) / flow wall time. Every repeat starts
   from empty state, so both variants render, download, assemble and publish the whole
-  batch; the variants alternate which goes first, and the disk is synced before each
-  timed run; on a shared machine the file-system work (tens of thousands of small files)
-  varies by tens of percent between runs, and this difference carries that noise;
+  batch; the variants alternate which goes first. Runs go to /dev/shm by default: on
+  disk, deleting one run's 100,000 files slows the next run's file work by up to 2x;
 - isolated: the same task graph (submit, wait, one task per download shard, build,
   publish, with the same parameters and the same task runner) with empty task bodies,
   timed in the same run; its wall time is what Prefect itself costs, divided by the
