@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prefect_synthdata.exceptions import IntegrityError, UnsafeArchiveError
-from prefect_synthdata.providers.archive import extract_zip, top_level_folders
+from prefect_synthdata.providers.archive import CheckedZip, extract_zip
 
 
 def make_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
@@ -19,17 +19,18 @@ def make_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> 
     return path
 
 
-def test_extracts_prefix_folder_and_strips_it(tmp_path: Path) -> None:
+def test_extracts_one_folder_and_strips_its_name(tmp_path: Path) -> None:
     archive = make_zip(
         tmp_path / "r.zip", [("j1/job.json", b"{}"), ("j1/sub/a.png", b"x"), ("j2/b", b"y")]
     )
-    files = extract_zip(archive, tmp_path / "out", prefix="j1/")
+    files = extract_zip(archive, tmp_path / "out", folder="j1")
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == [
         "job.json",
         "sub/a.png",
     ]
     assert (tmp_path / "out" / "sub" / "a.png").read_bytes() == b"x"
-    assert top_level_folders(archive) == ["j1", "j2"]
+    with CheckedZip(archive) as checked:
+        assert checked.folders == ["j1", "j2"]
 
 
 def symlink_member(name: str) -> zipfile.ZipInfo:
@@ -54,7 +55,7 @@ def test_refuses_unsafe_members(
 ) -> None:
     archive = make_zip(tmp_path / "r.zip", [("j1/ok.txt", b"fine"), (member, b"/etc/passwd")])
     with pytest.raises(UnsafeArchiveError, match=message):
-        extract_zip(archive, tmp_path / "out", prefix="j1/")
+        extract_zip(archive, tmp_path / "out", folder="j1")
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "evil.txt").exists()
 
@@ -86,7 +87,7 @@ def test_crc_mismatch_is_an_integrity_error_and_leaves_nothing(tmp_path: Path) -
     raw[offset + 10] ^= 0xFF
     archive.write_bytes(bytes(raw))
     with pytest.raises(IntegrityError, match="corrupt"):
-        extract_zip(archive, tmp_path / "out", prefix="j1/")
+        extract_zip(archive, tmp_path / "out", folder="j1")
     assert not (tmp_path / "out").exists()
 
 

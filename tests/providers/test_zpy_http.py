@@ -17,7 +17,7 @@ from prefect_synthdata.exceptions import (
     ParameterValidationError,
     UnknownGeneratorError,
 )
-from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.providers import ProviderConfig, archive
 from prefect_synthdata.providers.http import RetryPolicy
 from prefect_synthdata.providers.zpy import ZpyProvider
 from tests.providers.conftest import TOKEN
@@ -78,6 +78,28 @@ def test_provider_round_trip_converts_zumo_to_the_canonical_layout(
                         f"{folder.name}/{image[key]}"
                     )
     assert seeds == [request.jobs[0]["seed"] + i for i in range(3)]  # the server derives run seeds
+
+
+def test_dataset_zip_is_read_once_for_all_its_simruns(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset zip's directory lists every simrun's files: it is read and checked once
+    per process, not once per simrun (which made big datasets quadratic to extract)."""
+    opened: list[Path] = []
+
+    def counting_open_zip(path: Path) -> zipfile.ZipFile:
+        opened.append(path)
+        return real_open_zip(path)
+
+    real_open_zip = archive.open_zip
+    monkeypatch.setattr(archive, "open_zip", counting_open_zip)
+    request = batches.prepare_request(provider(server), "shapes", [SMALL] * 4, False, "zpy-once")
+    batch, _ = batches.submit_idempotent(provider(server), request)
+    batches.poll_until_done(provider(server), batch, POLL)
+    for shard in (batch.job_ids[:2], batch.job_ids[2:]):  # two shards: two task runs' providers
+        folders = batches.download_jobs(provider(server), batch, shard, tmp_path / "jobs")
+        assert all((folder / "labels.json").is_file() for folder in folders)
+    assert len(opened) == 1
 
 
 def test_bad_token(server: ServerProcess) -> None:

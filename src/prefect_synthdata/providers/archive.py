@@ -11,7 +11,7 @@ Example:
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> with zipfile.ZipFile(tmp / "r.zip", "w") as z:
     ...     z.writestr("job1/labels.json", "{}")
-    >>> [p.name for p in extract_zip(tmp / "r.zip", tmp / "out", prefix="job1/")]
+    >>> [p.name for p in extract_zip(tmp / "r.zip", tmp / "out", folder="job1")]
     ['labels.json']
 """
 
@@ -60,56 +60,87 @@ def open_zip(archive: Path) -> zipfile.ZipFile:
         raise IntegrityError(f"{archive.name} is not a readable zip: {exc}") from None
 
 
-def top_level_folders(archive: Path) -> list[str]:
-    """Names of the top-level folders of a zip, in first-seen order.
+class CheckedZip:
+    """An open zip whose members have all passed `check_member`, indexed by top-level folder.
+
+    Checking and indexing happen once, so extracting one folder from a zip of thousands
+    (a zpy dataset zip holds every simrun) reads only that folder's members.
 
     Example:
         >>> import tempfile, pathlib
-        >>> tmp = pathlib.Path(tempfile.mkdtemp()) / "r.zip"
-        >>> with zipfile.ZipFile(tmp, "w") as z:
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> with zipfile.ZipFile(tmp / "r.zip", "w") as z:
         ...     z.writestr("b/x", ""); z.writestr("a/y", ""); z.writestr("top.txt", "")
-        >>> top_level_folders(tmp)
-        ['b', 'a']
+        >>> with CheckedZip(tmp / "r.zip") as checked:
+        ...     checked.folders, [p.name for p in checked.extract(tmp / "out", folder="a")]
+        (['b', 'a'], ['y'])
     """
-    with open_zip(archive) as zf:
-        names = [PurePosixPath(i.filename).parts for i in zf.infolist()]
-    return list(dict.fromkeys(parts[0] for parts in names if len(parts) > 1))
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self._zip = open_zip(archive)
+        #: Files by top-level folder ("" for files at the top), with their checked paths.
+        self._files: dict[str, list[tuple[zipfile.ZipInfo, PurePosixPath]]] = {}
+        try:
+            seen: set[str] = set()
+            for info in self._zip.infolist():
+                path = check_member(info)
+                if path.as_posix() in seen:
+                    raise UnsafeArchiveError(f"zip member {info.filename!r} appears twice")
+                seen.add(path.as_posix())
+                files = self._files.setdefault(path.parts[0] if len(path.parts) > 1 else "", [])
+                if not info.is_dir():
+                    files.append((info, path))
+        except BaseException:
+            self._zip.close()
+            raise
+        self.folders = [name for name in self._files if name]
+
+    def __enter__(self) -> CheckedZip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def extract(
+        self, dest: Path, *, folder: str | None = None, max_total_bytes: int = MAX_TOTAL_BYTES
+    ) -> list[Path]:
+        """Extract the top-level `folder` (its name stripped), or every member, into the
+        new folder `dest`; returns the files written. `dest` is removed again on failure."""
+        if folder is None:
+            selected = [member for files in self._files.values() for member in files]
+        else:
+            selected = [
+                (info, PurePosixPath(*path.parts[1:])) for info, path in self._files.get(folder, [])
+            ]
+        declared = sum(info.file_size for info, _ in selected)
+        if declared > max_total_bytes:
+            raise UnsafeArchiveError(
+                f"{self.archive.name}: {declared} uncompressed bytes exceed the limit of "
+                f"{max_total_bytes}"
+            )
+        dest.mkdir(parents=True, exist_ok=False)
+        try:
+            return [_extract_member(self._zip, info, dest, relative) for info, relative in selected]
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
 
 
 def extract_zip(
-    archive: Path, dest: Path, *, prefix: str = "", max_total_bytes: int = MAX_TOTAL_BYTES
+    archive: Path, dest: Path, *, folder: str | None = None, max_total_bytes: int = MAX_TOTAL_BYTES
 ) -> list[Path]:
-    """Extract the members under `prefix` (stripped) into the new folder `dest`.
+    """Extract the top-level `folder` (its name stripped), or every member, into the new
+    folder `dest`.
 
     Every member of the archive is checked, not only those extracted. Returns the
     files written. `dest` must not exist; it is removed again if anything fails.
     """
-    with open_zip(archive) as zf:
-        infos = zf.infolist()
-        seen: set[str] = set()
-        selected: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-        for info in infos:
-            path = check_member(info)
-            key = path.as_posix()
-            if key in seen:
-                raise UnsafeArchiveError(f"zip member {info.filename!r} appears twice")
-            seen.add(key)
-            if prefix and not info.filename.startswith(prefix):
-                continue
-            relative = PurePosixPath(info.filename[len(prefix) :])
-            if not info.is_dir() and relative.parts:
-                selected.append((info, relative))
-        declared = sum(info.file_size for info, _ in selected)
-        if declared > max_total_bytes:
-            raise UnsafeArchiveError(
-                f"{archive.name}: {declared} uncompressed bytes exceed the limit of {max_total_bytes}"
-            )
-        dest.mkdir(parents=True, exist_ok=False)
-        try:
-            return [_extract_member(zf, info, dest, relative) for info, relative in selected]
-        except BaseException:
-            shutil.rmtree(dest, ignore_errors=True)
-            raise
+    with CheckedZip(archive) as checked:
+        return checked.extract(dest, folder=folder, max_total_bytes=max_total_bytes)
 
 
 def _extract_member(

@@ -288,7 +288,7 @@ def download_job(http: HttpClient, url: str, job_id: str, dest: Path) -> None:
     scratch = dest.with_name(dest.name + ".extracting")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        files = extract_zip(archive, scratch, prefix=f"{job_id}/")
+        files = extract_zip(archive, scratch, folder=job_id)
     except SynthDataError:
         archive.unlink(missing_ok=True)
         raise
