@@ -10,7 +10,14 @@ from pycocotools.coco import COCO
 
 from prefect_synthdata.cli import main
 from prefect_synthdata.exceptions import DestinationError
-from prefect_synthdata.flows import GenerateRequest, generate_dataset
+from prefect_synthdata.flows import (
+    GenerateRequest,
+    SweepAxis,
+    SweepRequest,
+    generate_dataset,
+    sweep_datasets,
+    train_on_dataset,
+)
 from prefect_synthdata.storage import StoreOptions, open_store
 from prefect_synthdata.storage.publish import fetch_dataset, list_datasets
 
@@ -39,6 +46,24 @@ def test_generate_flow_publishes_to_s3(
     assert all(
         (tmp_path / "train" / img["file_name"]).is_file() for img in coco.loadImgs(coco.getImgIds())
     )
+
+
+def test_sweep_and_train_reach_s3_through_store_options(
+    bucket: str, s3_options: StoreOptions
+) -> None:
+    """The sweep's preflight and the train flow's fetch use the endpoint given, not boto3's default."""
+    base = GenerateRequest(
+        num_jobs=2, params=SMALL, name="sweep-s3", dest=f"s3://{bucket}/sweeps", storage=s3_options
+    )
+    request = SweepRequest(base=base, axes=[SweepAxis(param="num_objects", values=[2, 4])])
+    datasets = sweep_datasets(request)
+    assert [d.uri.rsplit("/", 2)[0] for d in datasets] == [f"s3://{bucket}/sweeps"] * 2
+    assert sorted(list_datasets(open_store(base.dest, s3_options))) == [d.name for d in datasets]
+
+    report = train_on_dataset(datasets[1].uri, storage=s3_options)
+    assert report.dataset_uri == datasets[1].uri
+    assert report.num_images == datasets[1].num_images == 2
+    assert report.num_annotations == datasets[1].num_annotations
 
 
 def test_generate_flow_refuses_a_missing_bucket_before_any_work(

@@ -29,10 +29,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.flows.generate import GenerateRequest, generate_dataset
 from prefect_synthdata.params import GeneratorSpec
-from prefect_synthdata.storage import open_store
 from prefect_synthdata.tasks import submit_batch, whole
 
 MAX_POINTS = 1000
@@ -171,7 +171,7 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
         requests = point_requests(request, points)
     for item in requests:
         item.check_names()
-    open_store(request.base.dest).check_writable()
+    open_destination(request.base.dest, request.base.storage).check_writable()
     prepared = [item.prepare(provider) for item in requests]
 
     # fan out: every batch is submitted before any is awaited (each point's flow adopts its batch)

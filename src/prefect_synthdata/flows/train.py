@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
+from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.settings import SynthDataSettings
-from prefect_synthdata.storage import open_store
+from prefect_synthdata.storage import StoreOptions
 from prefect_synthdata.storage.publish import check_segment, fetch_dataset
 
 
@@ -156,17 +157,20 @@ def fit_and_score(coco: COCO, holdout_fraction: float) -> tuple[int, float | Non
 def train_on_dataset(
     dataset_uri: str,
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25,
+    storage: StoreOptions | None = None,
 ) -> TrainReport:
     """Fetch and verify a published dataset, compute class statistics and fit a small classifier.
 
     Args:
         dataset_uri: URI of a published dataset version, as in the dataset-published event.
         holdout_fraction: Share of the images held out to score the classifier.
+        storage: How to reach an s3:// dataset (endpoint, credentials...); by default
+            boto3's own chain.
     """
     logger = get_run_logger()
     root, name, version = split_uri(dataset_uri)
     local = SynthDataSettings().home / "train" / name / version
-    manifest = fetch_dataset(open_store(root), name, version, local)
+    manifest = fetch_dataset(open_destination(root, storage), name, version, local)
     coco = COCO(str(Path(local) / ANNOTATIONS))
     stats = class_stats(coco)
     tested, accuracy, baseline = fit_and_score(coco, holdout_fraction)
