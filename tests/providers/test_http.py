@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,21 @@ def test_reads_give_up_with_transient_error(server: tuple[ScriptedServer, str]) 
     with pytest.raises(TransientError, match="HTTP 502"):
         client(url).get_json(url + "api/x/")
     assert len(state.calls("/api/x/")) == FAST.attempts
+
+
+def test_unreachable_server_is_named_with_the_reason() -> None:
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with pytest.raises(TransientError) as raised:
+        client(url).get_json(f"{url}/api/jobs/?page=2")
+    assert str(raised.value) == (
+        f"GET {url}/api/jobs/: connection refused, giving up after {FAST.attempts} attempts"
+    )
+    # a refused connection never sent the POST, so it is safe to try again too
+    with pytest.raises(TransientError, match=rf"^POST {url}/api/batch/: connection refused"):
+        client(url).request("POST", f"{url}/api/batch/", idempotent=False, json_body={})
 
 
 def test_truncated_json_body_is_retried(server: tuple[ScriptedServer, str]) -> None:

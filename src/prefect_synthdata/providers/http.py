@@ -136,6 +136,38 @@ def response_detail(response: requests.Response) -> str:
     return json.dumps(body)[:MAX_DETAIL]
 
 
+def request_label(method: str, url: str) -> str:
+    """How messages name a request: method, scheme, host, port and path; never the query
+    (a pre-signed URL's signature) or credentials in the URL.
+
+    Example:
+        >>> request_label("GET", "http://user:pw@127.0.0.1:8080/results/a.zip?sig=x")
+        'GET http://127.0.0.1:8080/results/a.zip'
+    """
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return f"{method} {parts.scheme}://{host}{port}{parts.path}"
+
+
+def connection_failure(exc: Exception) -> str:
+    """A short reason for a failed connection, for messages.
+
+    Example:
+        >>> connection_failure(requests.ReadTimeout())
+        'read timed out'
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "read timed out"
+    if "Connection refused" in repr(exc):
+        return "connection refused"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-body"
+    return f"connection failed ({type(exc).__name__})"
+
+
 def same_origin(a: str, b: str) -> bool:
     """Whether two URLs share scheme, host and port (auth may be sent to both).
 
@@ -211,7 +243,7 @@ class HttpClient:
         if not same_origin(self.base_url, url):
             raise SynthDataError(f"refusing to send credentials to {urlsplit(url).netloc}")
         all_headers = {**self.auth_headers(), **(headers or {})}
-        what = f"{method} {urlsplit(url).path}"
+        what = request_label(method, url)
         for attempt in range(self.retry.attempts):
             last = attempt == self.retry.attempts - 1
             try:
@@ -229,13 +261,13 @@ class HttpClient:
                 safe = idempotent or _never_sent(exc)
                 if not safe:
                     raise AmbiguousRequestError(
-                        f"{what}: outcome unknown ({type(exc).__name__})"
+                        f"{what}: outcome unknown ({connection_failure(exc)})"
                     ) from None
                 if last:
                     raise TransientError(
-                        f"{what}: {type(exc).__name__} after {attempt + 1} attempts"
+                        f"{what}: {connection_failure(exc)}, giving up after {attempt + 1} attempts"
                     ) from None
-                self._sleep(what, attempt, None, type(exc).__name__)
+                self._sleep(what, attempt, None, connection_failure(exc))
                 continue
             if response.status_code < 400:
                 return response
@@ -260,9 +292,9 @@ class HttpClient:
             except ValueError:
                 if attempt == self.retry.attempts - 1:
                     raise TransientError(
-                        f"GET {urlsplit(url).path}: response is not JSON"
+                        f"{request_label('GET', url)}: response is not JSON"
                     ) from None
-                self._sleep(f"GET {urlsplit(url).path}", attempt, None, "undecodable body")
+                self._sleep(request_label("GET", url), attempt, None, "undecodable body")
         raise AssertionError("unreachable")  # pragma: no cover
 
     def post_json(self, url: str, *, idempotent: bool = False, **kw: Any) -> Any:
@@ -271,7 +303,9 @@ class HttpClient:
         try:
             return response.json()
         except ValueError:
-            raise AmbiguousRequestError(f"POST {urlsplit(url).path}: reply is not JSON") from None
+            raise AmbiguousRequestError(
+                f"{request_label('POST', url)}: reply is not JSON"
+            ) from None
 
     def download(
         self,
@@ -298,7 +332,7 @@ class HttpClient:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
         headers = self.auth_headers() if same_origin(self.base_url, url) else {}
-        what = f"GET {urlsplit(url).path}"
+        what = request_label("GET", url)
         failures = 0
         announced: list[str] = []
         while True:
@@ -306,7 +340,7 @@ class HttpClient:
             try:
                 finished = self._download_step(url, part, have, headers, what, announced)
             except CONNECTION_ERRORS as exc:
-                finished, reason = False, type(exc).__name__
+                finished, reason = False, connection_failure(exc)
             else:
                 reason = "incomplete body"
             if finished:
