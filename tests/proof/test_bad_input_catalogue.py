@@ -224,7 +224,7 @@ CASES: dict[str, Case] = {
     "missing url": Case(flow(provider=ProviderConfig(kind="infinity", token=SecretStr(TOKEN))), ConfigurationError, ("needs a server url and a token",)),
     "masked token": Case(lambda w: w.generate(provider=w.provider(token="*" * 10)), ConfigurationError, ("arrived masked",)),
     "not an http url": Case(flow(provider=ProviderConfig(kind="infinity", url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
-    "closed port": Case(lambda w: w.generate(provider=ProviderConfig(kind="infinity", url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("ConnectionError",)),
+    "closed port": Case(lambda w: w.generate(provider=ProviderConfig(kind="infinity", url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:")),
     "missing credentials block": Case(flow(credentials_block="no-such-block"), ConfigurationError, ("no credentials block named 'no-such-block'",)),
     # the zpy dialect
     "zpy wrong token": Case(lambda w: w.generate(provider=w.provider("zpy", token="not-the-token")), AuthenticationError, ("authentication failed",)),
