@@ -204,6 +204,12 @@ def main() -> None:
                         phases, runs = run_flow(args.jobs, Path(tmp))
                         flow.append(phases)
                         task_runs.append(runs)
+                latest = (direct if variant == "direct" else flow)[-1]
+                laps = "  ".join(f"{phase} {seconds:.2f}" for phase, seconds in latest.items())
+                print(
+                    f"  repeat {repeat + 1} {variant:<6} {sum(latest.values()):7.2f} s: {laps}",
+                    flush=True,
+                )
                 os.sync()
             bare.append(run_orchestration_only(args.jobs))
 

@@ -56,6 +56,39 @@ def _mid_publish(home: Path, dest: Path) -> bool:
     return version.is_dir() and any(version.rglob("*.png")) and not (version / SUCCESS).exists()
 
 
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(parent) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _assert_exit(pids: list[int], timeout: float = 15.0) -> None:
+    """The processes `pids` end (or are zombies) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+
+    def alive() -> list[int]:
+        live = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                live.append(pid)
+        return live
+
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(), f"processes of the killed flow still run: {alive()}"
+
+
 def _run(
     home: Path, dest: Path, kill_when: Callable[[Path, Path], bool] | None
 ) -> subprocess.Popen:
@@ -69,8 +102,10 @@ def _run(
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if kill_when(home, dest):
+            children = _children(proc.pid)  # render workers and their resource tracker
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+            _assert_exit(children)
             return proc
         time.sleep(0.005)
     pytest.fail(

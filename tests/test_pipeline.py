@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -70,11 +70,8 @@ def test_manifest_checks_out_against_files(tmp_path: Path) -> None:
     )
 
 
-def test_task_graph_links_every_step_to_its_inputs(tmp_path: Path) -> None:
-    """Large inputs are passed `opaque`; the UI's graph still shows where each came from."""
-    request = GenerateRequest(num_jobs=3, shard_size=1, dest=str(tmp_path), params=SMALL)
-    state = flow(request, return_state=True)
-    state.result()
+def task_runs_by_task(state: State) -> dict[str, list[TaskRun]]:
+    """The task runs of a finished flow run, read from the API, by task name."""
 
     async def read() -> list[TaskRun]:
         async with get_client() as client:
@@ -87,6 +84,15 @@ def test_task_graph_links_every_step_to_its_inputs(tmp_path: Path) -> None:
     runs: dict[str, list[TaskRun]] = {}
     for run in asyncio.run(read()):
         runs.setdefault(run.task_key.rsplit("-", 1)[0], []).append(run)
+    return runs
+
+
+def test_task_graph_links_every_step_to_its_inputs(tmp_path: Path) -> None:
+    """Large inputs are passed `opaque`; the UI's graph still shows where each came from."""
+    request = GenerateRequest(num_jobs=3, shard_size=1, dest=str(tmp_path), params=SMALL)
+    state = flow(request, return_state=True)
+    state.result()
+    runs = task_runs_by_task(state)
 
     def sources(run: TaskRun, parameter: str) -> set[UUID]:
         return {getattr(i, "id", None) for i in run.task_inputs.get(parameter, [])}
@@ -113,6 +119,8 @@ def test_rerun_is_a_cache_hit(tmp_path: Path, synthdata_home: Path) -> None:
 
     state = flow(request, return_state=True)
     second = state.result()
+    (submit,) = task_runs_by_task(state)["submit_batch"]
+    assert submit.state is not None and submit.state.name == "Cached"
 
     assert second.batch_id == first.batch_id and second.uri == first.uri
     assert _batches(synthdata_home) == 1

@@ -83,6 +83,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _start_render_worker() -> None:
+    """Render-process initializer: tune the allocator, and end the process with its parent.
+
+    A pool's workers outlive a parent killed with SIGKILL: each holds both ends of the
+    task queue, so it never sees the queue close and waits forever. A daemon thread
+    notices the new parent and exits; the jobs that were rendering are leased again by
+    the next process (see `JobService.adopt_orphans`).
+    """
+    tune_allocator()
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
 def _render_into(generator: str, params: dict[str, Any], is_preview: bool, final: Path) -> None:
     """Worker-process entry: render into a private folder, then move it into place."""
     scratch = final.with_name(f"{final.name}.partial-{os.getpid()}")
@@ -271,7 +290,7 @@ class JobService:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=tune_allocator,
+                initializer=_start_render_worker,
             )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it
