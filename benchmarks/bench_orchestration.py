@@ -10,7 +10,7 @@ Orchestration overhead is shown two ways:
 - side by side: (flow wall time - direct wall time) / flow wall time. Every repeat starts
   from empty state, so both variants render, download, assemble and publish the whole
   batch; the variants alternate which goes first. Runs go to /dev/shm by default: on
-  disk, deleting one run's 100,000 files slows the next run's file work by up to 2x;
+  the development machine's disk the same code varied several-fold between runs;
 - isolated: the same task graph (submit, wait, one task per download shard, build,
   publish, with the same parameters and the same task runner) with empty task bodies,
   timed in the same run; its wall time is what Prefect itself costs, divided by the
