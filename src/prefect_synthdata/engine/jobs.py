@@ -83,16 +83,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _start_render_worker() -> None:
-    """Render-process initializer: tune the allocator, and end the process with its parent.
+def _start_render_worker(parent: int) -> None:
+    """Render-process initializer: tune the allocator, and end the process with `parent`.
 
     A pool's workers outlive a parent killed with SIGKILL: each holds both ends of the
     task queue, so it never sees the queue close and waits forever. A daemon thread
     notices the new parent and exits; the jobs that were rendering are leased again by
-    the next process (see `JobService.adopt_orphans`).
+    the next process (see `JobService.adopt_orphans`). The parent's pid is passed in,
+    not read here: a parent killed while this process was starting is already gone.
     """
     tune_allocator()
-    parent = os.getppid()
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -291,6 +291,7 @@ class JobService:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_render_worker,
+                initargs=(os.getpid(),),
             )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it
