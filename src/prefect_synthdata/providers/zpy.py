@@ -402,7 +402,7 @@ class ZpyProvider:
         try:
             return open_dataset_zip(archive, version.st_ino, version.st_size, version.st_mtime_ns)
         except SynthDataError:
-            archive.unlink(missing_ok=True)  # corrupt: download again next time
+            discard_dataset_zip(archive)
             raise
 
     def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
@@ -416,8 +416,7 @@ class ZpyProvider:
         try:
             dataset.extract(scratch, folder=folder)
         except SynthDataError:
-            dataset.archive.unlink(missing_ok=True)  # corrupt: download again next time
-            open_dataset_zip.cache_clear()
+            discard_dataset_zip(dataset.archive)
             raise
         try:
             zumo_to_job_folder(scratch, dest, batch.generator, run_config(run))
@@ -435,6 +434,12 @@ def open_dataset_zip(archive: Path, inode: int, size: int, mtime_ns: int) -> Che
     is opened again; a dropped entry is closed when it is garbage collected.
     """
     return CheckedZip(archive)
+
+
+def discard_dataset_zip(archive: Path) -> None:
+    """Forget a corrupt dataset zip, so that the next attempt downloads it again."""
+    archive.unlink(missing_ok=True)
+    open_dataset_zip.cache_clear()
 
 
 def run_folder(folders: list[str], run: dict[str, Any]) -> str:

@@ -37,10 +37,11 @@ class LocalStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._real_root = self.root.resolve()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
-        if key and not path.is_relative_to(self.root.resolve()):
+        if key and not path.is_relative_to(self._real_root):
             raise DestinationError(f"key {key!r} escapes the destination {self.root}")
         return path
 

@@ -114,8 +114,9 @@ def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResu
         [Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256) for f in manifest.files]
     )
     store.upload_files(pending)
-    store.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_bytes())
-    store.write_bytes(f"{prefix}/{SUCCESS}", manifest.sha256().encode())
+    manifest_bytes = manifest.to_bytes()  # `_SUCCESS` holds its sha256 (`Manifest.sha256`)
+    store.write_bytes(f"{prefix}/{MANIFEST}", manifest_bytes)
+    store.write_bytes(f"{prefix}/{SUCCESS}", hashlib.sha256(manifest_bytes).hexdigest().encode())
     _point_latest(store, manifest.name, manifest.version)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
 
