@@ -52,6 +52,14 @@ class BatchFailedError(SynthDataError):
     """The batch finished but some or all jobs failed."""
 
 
+class BatchCancelledError(BatchFailedError):
+    """The batch was cancelled before every job finished; a re-run submits it again."""
+
+
+class CancelNotSupportedError(SynthDataError):
+    """The service offers no way to cancel a batch (its jobs keep rendering)."""
+
+
 class BatchTimeoutError(SynthDataError):
     """The batch did not finish before the wall-clock deadline."""
 

@@ -19,12 +19,13 @@ from pydantic import BaseModel, Field
 
 
 class JobState(StrEnum):
-    """Where a job is in its life; only SUCCEEDED and FAILED are final."""
+    """Where a job is in its life; SUCCEEDED, FAILED and CANCELLED are final."""
 
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class BatchRequest(BaseModel):
@@ -60,7 +61,7 @@ class JobStatus(BaseModel):
 
     @property
     def finished(self) -> bool:
-        return self.state in (JobState.SUCCEEDED, JobState.FAILED)
+        return self.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
 class BatchStatus(BaseModel):
@@ -84,6 +85,10 @@ class BatchStatus(BaseModel):
     @property
     def failed(self) -> list[JobStatus]:
         return [j for j in self.jobs if j.state == JobState.FAILED]
+
+    @property
+    def cancelled(self) -> list[str]:
+        return [j.job_id for j in self.jobs if j.state == JobState.CANCELLED]
 
     def counts(self) -> dict[str, int]:
         """Jobs per state, e.g. `{"queued": 3, "succeeded": 1}`."""

@@ -51,3 +51,13 @@ class SynthDataSettings(BaseSettings):
         default=6 * 3600, gt=0, description="Give up waiting after this long."
     )
     shard_size: int = Field(default=200, ge=1, description="Jobs per download task run.")
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler address of a Dask cluster the local provider renders on "
+        "(e.g. tcp://10.0.0.5:8786); default: a process pool on this machine.",
+    )
+    results_dir: Path | None = Field(
+        default=None,
+        description="Where the local provider's rendered jobs go; with Dask workers on other "
+        "machines, a shared filesystem path they can all write (default: under home).",
+    )

@@ -1,10 +1,12 @@
-"""A durable job service: batches of render jobs in SQLite, rendered by a process pool.
+"""A durable job service: batches of render jobs in SQLite, rendered by an executor.
 
 The `local` provider runs it in-process; the reference server runs it behind HTTP.
-State lives under `state_dir` (`jobs.sqlite3` plus `results/<job_id>/`), so a new
-process sees earlier batches and their results. Each unfinished job is leased by
-the process that renders it; jobs whose lease holder has died are adopted and
-rendered again by the next service that opens the same state dir.
+State lives under `state_dir` (`jobs.sqlite3`, results in `results/<job_id>/` unless
+`results_dir` puts them elsewhere), so a new process sees earlier batches and their
+results. Each unfinished job is leased by the process that renders it; jobs whose
+lease holder has died are adopted and rendered again by the next service that opens
+the same state dir. Renders run in a local process pool, or on a Dask cluster
+(`engine.executors`); the state stays here either way. `cancel` stops a batch.
 
 Example:
     >>> import tempfile, pathlib
@@ -19,22 +21,17 @@ Example:
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import shutil
 import sqlite3
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect_synthdata.engine.allocator import tune_allocator
+from prefect_synthdata.engine.executors import Executor, ProcessPool, RenderJob, WorkerLost
 from prefect_synthdata.engine.generators import get_generator
-from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
 
@@ -63,10 +60,16 @@ CREATE INDEX IF NOT EXISTS batches_owner_name ON batches(owner, name);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), idx INTEGER NOT NULL,
     params TEXT NOT NULL, frames INTEGER NOT NULL, state TEXT NOT NULL, error TEXT,
-    runner INTEGER, attempts INTEGER NOT NULL DEFAULT 0, finished TEXT
+    runner INTEGER, attempts INTEGER NOT NULL DEFAULT 0, finished TEXT, rendered_by TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch_id, idx);
 """
+#: SQL condition on `batches`: some job of the batch was cancelled.
+CANCELLED_BATCH = (
+    "EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id AND jobs.state = 'cancelled')"
+)
+#: Columns added after the first release: (name, declaration), added to older databases on open.
+ADDED_COLUMNS = [("rendered_by", "TEXT")]
 
 
 def _now() -> str:
@@ -83,44 +86,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _start_render_worker(parent: int) -> None:
-    """Render-process initializer: tune the allocator, and end the process with `parent`.
-
-    A pool's workers outlive a parent killed with SIGKILL: each holds both ends of the
-    task queue, so it never sees the queue close and waits forever. A daemon thread
-    notices the new parent and exits; the jobs that were rendering are leased again by
-    the next process (see `JobService.adopt_orphans`). The parent's pid is passed in,
-    not read here: a parent killed while this process was starting is already gone.
-    """
-    tune_allocator()
-
-    def exit_with_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
-
-
-def _render_into(generator: str, params: dict[str, Any], is_preview: bool, final: Path) -> None:
-    """Worker-process entry: render into a private folder, then move it into place."""
-    scratch = final.with_name(f"{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    render_job(generator, params, is_preview, scratch)
-    try:
-        os.replace(scratch, final)
-    except OSError:  # already rendered by someone else: deterministic, keep theirs
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 class JobService:
-    """Owns the SQLite state and the render pool for one state directory."""
+    """Owns the SQLite state of one state directory and the executor that renders its jobs.
 
-    def __init__(self, state_dir: Path, workers: int | None = None) -> None:
+    `executor` defaults to a `ProcessPool` of `workers` processes (one per core);
+    `results_dir` (default `state_dir/results`) must be shared with the executor's
+    workers, e.g. a shared filesystem path when they run on other machines. With
+    `adopt`, every orphaned job is adopted on open (the server resumes its work).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        results_dir: Path | None = None,
+        adopt: bool = True,
+    ) -> None:
         self.state_dir = Path(state_dir)
-        self.results_dir = self.state_dir / "results"
+        self.results_dir = Path(results_dir) if results_dir else self.state_dir / "results"
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.workers = workers or default_workers()
+        self.executor: Executor = executor or ProcessPool(self.workers)
         self._db = sqlite3.connect(
             self.state_dir / "jobs.sqlite3", check_same_thread=False, isolation_level=None
         )
@@ -128,10 +115,15 @@ class JobService:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in ADDED_COLUMNS:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
         self._lock = threading.RLock()
-        self._pool: ProcessPoolExecutor | None = None
-        self._inflight: dict[str, Future[None]] = {}
-        self.adopt_orphans()
+        self._inflight: set[str] = set()
+        self._closed = False
+        if adopt:  # else each batch's orphans are adopted when its status is read
+            self.adopt_orphans()
 
     # -- queries -------------------------------------------------------------------------
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -154,9 +146,10 @@ class JobService:
         )
 
     def find_batch(self, owner: str, name: str) -> BatchRef | None:
-        """The newest batch of `owner` called `name`, if any."""
+        """The newest batch of `owner` called `name` that was not cancelled, if any."""
         rows = self._query(
-            "SELECT * FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1",
+            f"SELECT * FROM batches WHERE owner=? AND name=? AND NOT {CANCELLED_BATCH}"
+            " ORDER BY created DESC LIMIT 1",
             (owner, name),
         )
         return self._batch_ref(rows[0]) if rows else None
@@ -214,9 +207,12 @@ class JobService:
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live render workers (none before the first job starts)."""
-        with self._lock:
-            processes = getattr(self._pool, "_processes", None) or {}
-            return sorted(pid for pid, process in processes.items() if process.is_alive())
+        return self.executor.worker_pids()
+
+    def rendered_by(self, batch_id: str) -> dict[str, str | None]:
+        """Job id -> `host:pid` of the process that rendered it (None if not rendered here)."""
+        rows = self._query("SELECT id, rendered_by FROM jobs WHERE batch_id=?", (batch_id,))
+        return {r["id"]: r["rendered_by"] for r in rows}
 
     def result_dir(self, job_id: str) -> Path:
         """The rendered folder of a succeeded job, else NotFoundError."""
@@ -286,51 +282,61 @@ class JobService:
         return started
 
     def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_render_worker,
-                initargs=(os.getpid(),),
-            )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it
-            self._finish(job_id, None)
+            self._finish(job_id, None, None)
             return
-        future = self._pool.submit(_render_into, generator, params, is_preview, final)
-        self._inflight[job_id] = future
-        future.add_done_callback(lambda f: self._finish(job_id, f))
-
-    def _finish(self, job_id: str, future: Future[None] | None) -> None:
-        exc = None
-        if future is not None:
-            exc = (
-                BrokenProcessPool("render pool shut down")
-                if future.cancelled()
-                else future.exception()
-            )
         with self._lock:
-            self._inflight.pop(job_id, None)
-            if isinstance(exc, BrokenProcessPool):  # the worker died, not the job: retry it
-                self._pool = None
+            self._inflight.add(job_id)
+        self.executor.submit(RenderJob(job_id, generator, params, is_preview, final), self._finish)
+
+    def _finish(self, job_id: str, error: BaseException | None, renderer: str | None) -> None:
+        """Record a render's end; only a job still leased to this process changes state."""
+        lease = "id=? AND state=? AND runner=?"
+        with self._lock:
+            self._inflight.discard(job_id)
+            if self._closed:  # a render stopped by `close`: the next service adopts the job
+                return
+            if isinstance(error, WorkerLost):  # the worker died, not the job: render it again
                 self._db.execute(
                     "UPDATE jobs SET state=CASE WHEN attempts < ? THEN ? ELSE ? END, runner=NULL,"
-                    " error=? WHERE id=?",
-                    (
-                        MAX_ATTEMPTS,
-                        JobState.QUEUED,
-                        JobState.FAILED,
-                        f"worker process died: {exc}",
-                        job_id,
-                    ),
-                )
+                    f" error=? WHERE {lease}",
+                    (MAX_ATTEMPTS, JobState.QUEUED, JobState.FAILED, str(error),
+                     job_id, JobState.RUNNING, os.getpid()),
+                )  # fmt: skip
                 return
-            error = f"{type(exc).__name__}: {exc}" if exc else None
-            state = JobState.FAILED if error else JobState.SUCCEEDED
+            message = f"{type(error).__name__}: {error}" if error else None
+            state = JobState.FAILED if message else JobState.SUCCEEDED
             self._db.execute(
-                "UPDATE jobs SET state=?, error=?, finished=? WHERE id=?",
-                (state, error, _now(), job_id),
+                f"UPDATE jobs SET state=?, error=?, finished=?, rendered_by=? WHERE {lease}",
+                (state, message, _now(), renderer, job_id, JobState.RUNNING, os.getpid()),
             )
+
+    def cancel(self, owner: str, batch_id: str) -> list[str]:
+        """Cancel every unfinished job of a batch; returns their ids (empty if none were left).
+
+        Queued jobs are dropped and running ones stopped (in this process's executor; a
+        job leased by another live process stops being recorded when it ends). Finished
+        jobs keep their results. NotFoundError if `owner` has no such batch.
+        """
+        if not self._query("SELECT 1 FROM batches WHERE id=? AND owner=?", (batch_id, owner)):
+            raise NotFoundError(f"batch {batch_id!r} not found")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE batch_id=? AND state IN (?, ?)",
+                (batch_id, JobState.QUEUED, JobState.RUNNING),
+            ).fetchall()
+            cancelled = [r[0] for r in rows]
+            self._db.execute(
+                "UPDATE jobs SET state=?, error=?, finished=? WHERE batch_id=? AND state IN (?, ?)",
+                (JobState.CANCELLED, "cancelled", _now(), batch_id, JobState.QUEUED, JobState.RUNNING),
+            )  # fmt: skip
+            self._db.execute("COMMIT")
+            mine = [j for j in cancelled if j in self._inflight]
+        if mine:
+            self.executor.cancel(mine)
+        return cancelled
 
     def wait(self, batch_id: str, timeout: float, owner: str | None = None) -> BatchStatus:
         """Block until the batch is done or `timeout` seconds pass; returns the last status."""
@@ -345,11 +351,10 @@ class JobService:
             time.sleep(0.05)
 
     def close(self) -> None:
-        """Stop the pool (waiting for running renders) and close the database."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the executor (waiting for running local renders) and close the database."""
+        self.executor.close()
         with self._lock:
+            self._closed = True
             self._db.close()
 
     # -- reporting queries (used by the reference server) --------------------------------
@@ -358,14 +363,18 @@ class JobService:
     ) -> list[dict[str, Any]]:
         """`owner`'s batches created in `[start, end]` (ISO 8601 UTC strings), oldest first.
 
-        Each row has `id`, `name`, `generator`, `is_preview` and `created`.
+        Each row has `id`, `name`, `generator`, `is_preview`, `created` and `cancelled`.
         """
         rows = self._query(
-            "SELECT id, name, generator, is_preview, created FROM batches WHERE owner=?"
+            f"SELECT id, name, generator, is_preview, created, {CANCELLED_BATCH} AS cancelled"
+            " FROM batches WHERE owner=?"
             " AND created >= ? AND created <= ? ORDER BY created, id",
             (owner, start or "", end or "\uffff"),
         )
-        return [dict(r) | {"is_preview": bool(r["is_preview"])} for r in rows]
+        return [
+            dict(r) | {"is_preview": bool(r["is_preview"]), "cancelled": bool(r["cancelled"])}
+            for r in rows
+        ]
 
     def list_jobs(
         self,
@@ -403,11 +412,11 @@ class JobService:
         ]
 
     def frames_submitted(self, owner: str) -> int:
-        """Frames of every job `owner` submitted that has not failed (for quotas)."""
+        """Frames of every job `owner` submitted that has not failed or been cancelled (for quotas)."""
         rows = self._query(
             "SELECT COALESCE(SUM(jobs.frames), 0) AS n FROM jobs JOIN batches ON batches.id = jobs.batch_id"
-            " WHERE batches.owner=? AND jobs.state != ?",
-            (owner, JobState.FAILED),
+            " WHERE batches.owner=? AND jobs.state NOT IN (?, ?)",
+            (owner, JobState.FAILED, JobState.CANCELLED),
         )
         return int(rows[0]["n"])
 

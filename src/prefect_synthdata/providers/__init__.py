@@ -36,7 +36,11 @@ class ProviderConfig(BaseModel):
         if self.kind == "local":
             from prefect_synthdata.providers.local import LocalProvider
 
-            return LocalProvider(self.state_dir or settings.home / "local")
+            return LocalProvider(
+                self.state_dir or settings.home / "local",
+                dask_address=settings.dask_address,
+                results_dir=settings.results_dir,
+            )
         if not self.url or self.token is None or not self.token.get_secret_value():
             raise ConfigurationError(f"provider {self.kind!r} needs a server url and a token")
         if self.kind == "infinity":

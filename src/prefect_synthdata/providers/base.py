@@ -60,6 +60,14 @@ class Provider(Protocol):
         """Every job's state, read with one batch-level call."""
         ...
 
+    def cancel(self, batch: BatchRef) -> int:
+        """Stop the batch's unfinished jobs; returns how many were cancelled (0 if none were left).
+
+        CancelNotSupportedError if the service has no way to cancel. A cancelled batch is
+        not adopted again by `find_batch`.
+        """
+        ...
+
     def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
         """Write one succeeded job's result folder (see `engine.render`) to `dest`.
 

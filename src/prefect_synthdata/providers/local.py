@@ -16,8 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from prefect_synthdata.engine.executors import open_executor
 from prefect_synthdata.engine.generators import GENERATORS, get_generator
-from prefect_synthdata.engine.jobs import JobService
+from prefect_synthdata.engine.jobs import JobService, default_workers
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.params import GeneratorSpec, validate_jobs
 
@@ -25,11 +26,29 @@ OWNER = "local"
 _SERVICES: dict[Path, JobService] = {}
 
 
-def job_service(state_dir: Path, workers: int | None = None) -> JobService:
-    """The process-wide job service of `state_dir` (one pool per directory)."""
+def job_service(
+    state_dir: Path,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    results_dir: Path | None = None,
+) -> JobService:
+    """The process-wide job service of `state_dir` (one executor per directory).
+
+    Renders run in a process pool of `workers`, or on the Dask cluster at `dask_address`;
+    `results_dir` is where they land (shared with Dask workers on other machines).
+    Unfinished jobs of a dead process are adopted when their batch is next read, not
+    on open, so that cancelling a batch never starts rendering it first.
+    """
     key = Path(state_dir).resolve()
     if key not in _SERVICES:
-        _SERVICES[key] = JobService(key, workers=workers)
+        workers = workers or default_workers()
+        _SERVICES[key] = JobService(
+            key,
+            workers=workers,
+            executor=open_executor(workers, dask_address),
+            results_dir=results_dir,
+            adopt=False,
+        )
     return _SERVICES[key]
 
 
@@ -46,9 +65,15 @@ class LocalProvider:
 
     local_results = True  # a result is a folder under the state directory
 
-    def __init__(self, state_dir: Path, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        workers: int | None = None,
+        dask_address: str | None = None,
+        results_dir: Path | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
-        self.service = job_service(self.state_dir, workers)
+        self.service = job_service(self.state_dir, workers, dask_address, results_dir)
 
     @property
     def identity(self) -> str:
@@ -84,6 +109,9 @@ class LocalProvider:
 
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         return self.service.batch_status(OWNER, batch.batch_id)
+
+    def cancel(self, batch: BatchRef) -> int:
+        return len(self.service.cancel(OWNER, batch.batch_id))
 
     def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
         source = self.service.result_dir(job_id)

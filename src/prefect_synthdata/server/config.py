@@ -62,6 +62,12 @@ class ServerSettings(BaseSettings):
     )
     url_ttl_seconds: int = Field(default=3600, ge=1, description="Lifetime of signed result URLs.")
     workers: int | None = Field(default=None, ge=1, description="Render processes (default: CPUs).")
+    dask_address: str | None = Field(
+        default=None, description="Render on the Dask cluster with this scheduler address."
+    )
+    results_dir: Path | None = Field(
+        default=None, description="Rendered jobs (shared with Dask workers); default: data dir."
+    )
 
 
 class ServerConfig(BaseModel):
@@ -72,6 +78,8 @@ class ServerConfig(BaseModel):
     quota_frames: int | None = None
     url_ttl_seconds: int = 3600
     workers: int | None = None
+    dask_address: str | None = None
+    results_dir: Path | None = None
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
@@ -91,6 +99,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--url-ttl", type=int, help="lifetime of signed result URLs, seconds")
     parser.add_argument("--workers", type=int, help="render processes (default: CPU count)")
+    parser.add_argument(
+        "--dask-address",
+        help="render on the Dask cluster at this scheduler address (e.g. tcp://10.0.0.5:8786) "
+        "instead of local processes",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        help="where rendered jobs go; with --dask-address, a path every worker can write "
+        "(shared filesystem); default: under --data-dir",
+    )
     faults = parser.add_argument_group("fault injection (off by default; also SYNTHDATA_FAULT_*)")
     for name, field in FaultConfig.model_fields.items():
         flag = "--fault-" + name.replace("_", "-")
@@ -127,5 +146,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         quota_frames=quota,
         url_ttl_seconds=args.url_ttl or env.url_ttl_seconds,
         workers=args.workers or env.workers,
+        dask_address=args.dask_address or env.dask_address,
+        results_dir=args.results_dir or env.results_dir,
         faults=faults,
     )

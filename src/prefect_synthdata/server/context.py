@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 
-from prefect_synthdata.engine.jobs import JobService
+from prefect_synthdata.engine.executors import open_executor
+from prefect_synthdata.engine.jobs import JobService, default_workers
 from prefect_synthdata.server.archives import ArchiveStore
 from prefect_synthdata.server.auth import TokenRegistry
 from prefect_synthdata.server.config import ServerConfig
@@ -44,7 +45,13 @@ class ServerContext:
         """Open (or create) everything under `config.data_dir`; unfinished jobs resume here."""
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        service = JobService(data_dir / "engine", workers=config.workers)
+        workers = config.workers or default_workers()
+        service = JobService(
+            data_dir / "engine",
+            workers=workers,
+            executor=open_executor(workers, config.dask_address),
+            results_dir=config.results_dir,
+        )
         store = ZpyStore(data_dir / "zpy.sqlite3")
         tokens = TokenRegistry(config.tokens)
         for owner in tokens.owners:

@@ -1,0 +1,137 @@
+"""Rendering on a real Dask cluster (a scheduler and two worker processes on 127.0.0.1).
+
+The generate flow runs once on the process pool and then with the local provider and
+the reference server pointed at the cluster: the jobs render in the workers' processes
+and the published datasets are byte-identical. A worker killed mid-batch loses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from prefect_synthdata import GenerateRequest
+from prefect_synthdata.flows.generate import generate_dataset
+from prefect_synthdata.models import BatchStatus
+from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.providers.local import close_job_services, job_service
+from prefect_synthdata.tasks import STATUS_LISTENERS
+from tests.dask_cluster import DaskCluster, run_dask_cluster
+from tests.reference_server import run_reference_server
+
+PARAMS = {"width": 96, "height": 64, "frames": 2}
+DATA_ONLY = {"manifest.json", "_SUCCESS"}  # name the batch (ids differ per service)
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    with run_dask_cluster(tmp_path_factory.mktemp("dask"), workers=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def pool_dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The reference: the same request rendered by the local process pool."""
+    home = tmp_path_factory.mktemp("pool-home")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SYNTHDATA_HOME", str(home))
+        result = generate_dataset(request(home / "datasets", num_jobs=6))
+    close_job_services(under=home)
+    return published_files(result.uri)
+
+
+def request(dest: Path, num_jobs: int, **fields: object) -> GenerateRequest:
+    return GenerateRequest(
+        num_jobs=num_jobs,
+        params=PARAMS,
+        dest=str(dest),
+        name="farm",
+        version="v1",
+        poll_initial_seconds=0.05,
+        poll_cap_seconds=0.2,
+        **fields,
+    )
+
+
+def published_files(uri: str) -> dict[str, bytes]:
+    root = Path(uri)
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in DATA_ONLY
+    }
+
+
+def worker_pids(cluster: DaskCluster) -> set[int]:
+    return {w.pid for w in cluster.workers}
+
+
+def pids_of(rendered_by: list[str | None]) -> set[int]:
+    assert all(rendered_by), rendered_by  # every job records the process that rendered it
+    return {int(str(r).rsplit(":", 1)[1]) for r in rendered_by}
+
+
+def test_local_provider_renders_on_the_cluster_byte_identical(
+    farm: DaskCluster,
+    pool_dataset: dict[str, bytes],
+    tmp_path: Path,
+    synthdata_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNTHDATA_DASK_ADDRESS", farm.address)
+    result = generate_dataset(request(tmp_path / "datasets", num_jobs=6))
+
+    assert published_files(result.uri) == pool_dataset
+    service = job_service(synthdata_home / "local")
+    rendered = pids_of(list(service.rendered_by(result.batch_id).values()))
+    assert rendered <= worker_pids(farm) and len(rendered) == 2  # both workers, never this process
+    assert sorted(service.worker_pids()) == sorted(worker_pids(farm))
+
+
+def test_reference_server_renders_on_the_cluster_byte_identical(
+    farm: DaskCluster, pool_dataset: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = tmp_path / "srv"
+    with run_reference_server(
+        data, tokens=["farm-token"], extra_env={"SYNTHDATA_SERVER_DASK_ADDRESS": farm.address}
+    ) as server:
+        provider = ProviderConfig(kind="infinity", url=server.url, token=SecretStr("farm-token"))
+        result = generate_dataset(request(tmp_path / "datasets", num_jobs=6, provider=provider))
+    assert published_files(result.uri) == pool_dataset
+    with sqlite3.connect(data / "engine" / "jobs.sqlite3") as db:
+        rendered = [r for (r,) in db.execute("SELECT rendered_by FROM jobs")]
+    assert len(rendered) == 6 and pids_of(rendered) <= worker_pids(farm)
+
+
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    pool_dataset: dict[str, bytes],
+    tmp_path: Path,
+    synthdata_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with run_dask_cluster(tmp_path / "dask", workers=2) as cluster:
+        victim = cluster.workers[0].pid
+        monkeypatch.setenv("SYNTHDATA_DASK_ADDRESS", cluster.address)
+
+        def kill_victim_while_it_renders(status: BatchStatus) -> None:
+            if status.remaining and cluster.workers[0].poll() is None:
+                cluster.kill_worker(0)  # at the first status: both workers hold tasks
+
+        STATUS_LISTENERS.append(kill_victim_while_it_renders)
+        try:
+            result = generate_dataset(request(tmp_path / "datasets", num_jobs=6))
+        finally:
+            STATUS_LISTENERS.remove(kill_victim_while_it_renders)
+        assert cluster.workers[0].poll() is not None  # it was killed while jobs remained
+        rendered = job_service(synthdata_home / "local").rendered_by(result.batch_id)
+        close_job_services(under=synthdata_home)  # before its scheduler goes away
+
+    assert published_files(result.uri) == pool_dataset
+    results = synthdata_home / "local" / "results"
+    assert sorted(p.name for p in results.iterdir() if "." not in p.name) == sorted(rendered)
+    assert pids_of(list(rendered.values())) == {cluster.workers[1].pid}  # the victim's were redone
+    assert victim not in pids_of(list(rendered.values()))
