@@ -8,6 +8,7 @@ and the published datasets are byte-identical. A worker killed mid-batch loses n
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from prefect_synthdata import GenerateRequest
+from prefect_synthdata.engine.executors import DaskExecutor
+from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.flows.generate import generate_dataset
 from prefect_synthdata.models import BatchStatus
 from prefect_synthdata.providers import ProviderConfig
@@ -22,6 +25,7 @@ from prefect_synthdata.providers.local import close_job_services, job_service
 from prefect_synthdata.tasks import STATUS_LISTENERS
 from tests.dask_cluster import DaskCluster, run_dask_cluster
 from tests.reference_server import run_reference_server
+from tests.server.conftest import wait_for
 
 PARAMS = {"width": 96, "height": 64, "frames": 2}
 DATA_ONLY = {"manifest.json", "_SUCCESS"}  # name the batch (ids differ per service)
@@ -135,3 +139,23 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert sorted(p.name for p in results.iterdir() if "." not in p.name) == sorted(rendered)
     assert pids_of(list(rendered.values())) == {cluster.workers[1].pid}  # the victim's were redone
     assert victim not in pids_of(list(rendered.values()))
+
+
+def test_cancel_releases_the_batch_tasks_on_the_cluster(
+    farm: DaskCluster, synthdata_home: Path
+) -> None:
+    service = job_service(synthdata_home / "local", dask_address=farm.address)
+    executor = service.executor
+    assert isinstance(executor, DaskExecutor)
+    slow = {**get_generator("shapes").spec.defaults(), "width": 512, "height": 512, "frames": 30}
+    batch = service.submit("local", "slow", "shapes", [slow] * 8, is_preview=False)
+    wait_for(lambda: any(job in key for key in executor.task_keys() for job in batch.job_ids))
+
+    started = time.monotonic()
+    cancelled = service.cancel("local", batch.batch_id)
+    assert len(cancelled) >= 6  # at most one render per worker could have finished
+    wait_for(lambda: not any(j in k for k in executor.task_keys() for j in batch.job_ids), 10)
+    assert time.monotonic() - started < 10  # no task of the batch is left on the scheduler
+    status = service.batch_status("local", batch.batch_id)
+    assert status.done and sorted(status.cancelled) == sorted(cancelled)
+    assert farm.live_workers() == 2  # the workers stay up for other work

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect_synthdata.dataset.manifest import sha256_file
-from prefect_synthdata.exceptions import BatchFailedError, BatchTimeoutError, TransientError
+from prefect_synthdata.exceptions import (
+    BatchCancelledError,
+    BatchFailedError,
+    BatchTimeoutError,
+    TransientError,
+)
 from prefect_synthdata.models import (
     BatchRef,
     BatchRequest,
@@ -113,12 +118,14 @@ def poll_until_done(
 
     One batch-level call per poll. A transient failure of one poll is retried on
     its own (up to `policy.transient_retries` in a row); `on_change` is called
-    only when the per-state counts change. BatchTimeoutError past the deadline.
+    only when the per-state counts change. BatchTimeoutError past the deadline;
+    BatchCancelledError when the batch ends with cancelled jobs.
     """
     deadline = time.monotonic() + policy.deadline_seconds
     interval = policy.initial_seconds
     failures = 0
     last: dict[str, int] | None = None
+    first_read = True
     while True:
         try:
             status = provider.batch_status(batch)
@@ -134,8 +141,15 @@ def poll_until_done(
                 interval = policy.initial_seconds  # progress: look again soon
                 if on_change is not None:
                     on_change(status)
+            if status.done and status.cancelled:
+                raise BatchCancelledError(
+                    f"batch {batch.batch_id} was cancelled: {len(status.cancelled)} of "
+                    f"{len(status.jobs)} jobs did not render",
+                    before_waiting=first_read,
+                )
             if status.done:
                 return status
+            first_read = False
         if time.monotonic() + interval > deadline:
             raise BatchTimeoutError(
                 f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s "
@@ -143,6 +157,19 @@ def poll_until_done(
             )
         time.sleep(interval)
         interval = min(interval * 2, policy.cap_seconds)
+
+
+def cancel_named_batch(provider: Provider, request: BatchRequest) -> str:
+    """Cancel the batch submitted for `request` (found by its deterministic name).
+
+    Returns a line saying what happened, for the log; CancelNotSupportedError when the
+    service cannot cancel.
+    """
+    batch = provider.find_batch(request.name)
+    if batch is None:
+        return f"no batch named {request.name} was submitted: nothing to cancel"
+    stopped = provider.cancel(batch)
+    return f"cancelled batch {batch.batch_id}: {stopped} unfinished job(s) dropped or stopped"
 
 
 def raise_for_failures(status: BatchStatus) -> None:

@@ -53,7 +53,15 @@ class BatchFailedError(SynthDataError):
 
 
 class BatchCancelledError(BatchFailedError):
-    """The batch was cancelled before every job finished; a re-run submits it again."""
+    """The batch was cancelled before every job finished.
+
+    `before_waiting` says it was already cancelled when the caller began to wait for it
+    (a re-run of a cancelled run then submits the batch again).
+    """
+
+    def __init__(self, message: str, before_waiting: bool) -> None:
+        super().__init__(message)
+        self.before_waiting = before_waiting
 
 
 class CancelNotSupportedError(SynthDataError):

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,46 @@ def test_state_errors_name_the_job_and_come_with_the_other_problems(
         f"job 1: 'state' cannot be resolved: job '{shapes_job}' was rendered by generator 'shapes', not 'tabletop'",
         "job 1: 'fov' must be <= 100, got 500.0",
     ]
+
+
+def wait_until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+    return result
+
+
+def test_cancel_drops_queued_jobs_and_stops_the_running_render(tmp_path: Path) -> None:
+    service = JobService(tmp_path, workers=1)
+    try:
+        slow = small_params("shapes", width=512, height=512, frames=60)
+        batch = service.submit("me", "slow", "shapes", [slow] * 3, is_preview=False)
+        wait_until(lambda: list((tmp_path / "results").glob("*.partial-*")))  # one is rendering
+        renderer = service.worker_pids()
+        assert service.frames_submitted("me") == 180
+
+        started = time.monotonic()
+        assert sorted(service.cancel("me", batch.batch_id)) == sorted(batch.job_ids)
+        wait_until(lambda: not any(_alive(pid) for pid in renderer), timeout=5)
+        assert time.monotonic() - started < 5  # the render process is gone within seconds
+
+        status = service.batch_status("me", batch.batch_id)
+        assert status.done and status.cancelled == batch.job_ids
+        assert service.cancel("me", batch.batch_id) == []  # idempotent
+        assert service.find_batch("me", "slow") is None  # never adopted again
+        assert service.frames_submitted("me") == 0  # cancelled frames are not charged
+        assert not [p for p in (tmp_path / "results").iterdir() if "." not in p.name]
+
+        again = service.submit("me", "after", "shapes", [small_params("shapes")], False)
+        assert service.wait(again.batch_id, timeout=120).succeeded == again.job_ids
+    finally:
+        service.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")

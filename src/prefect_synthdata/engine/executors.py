@@ -165,25 +165,22 @@ class ProcessPool:
         reported `WorkerLost` and rendered again, and the next job starts a new pool.
         """
         with self._lock:
-            running = [
-                self._jobs[j]
-                for j in job_ids
-                if j in self._futures and not self._futures[j].cancel()
-            ]
-            pids = set(self.worker_pids_locked())
+            targets = [(self._futures[j], self._jobs[j]) for j in job_ids if j in self._futures]
+            pids = set(self._live_pids())
+        running = [job for future, job in targets if not future.cancel()]  # runs callbacks
         for job in running:
             for scratch in job.final.parent.glob(f"{job.final.name}.partial-*"):
                 pid = int(scratch.name.rsplit("-", 1)[-1])
                 if pid in pids:
                     os.kill(pid, signal.SIGKILL)
 
-    def worker_pids_locked(self) -> list[int]:
+    def _live_pids(self) -> list[int]:
         processes = getattr(self._pool, "_processes", None) or {}
         return sorted(pid for pid, process in processes.items() if process.is_alive())
 
     def worker_pids(self) -> list[int]:
         with self._lock:
-            return self.worker_pids_locked()
+            return self._live_pids()
 
     def close(self) -> None:
         with self._lock:

@@ -9,16 +9,22 @@ Example:
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import UTC, date, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, runtime
+from prefect.logging.loggers import flow_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from prefect_synthdata import artifacts, batches
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.destinations import open_destination
-from prefect_synthdata.exceptions import NotFoundError
+from prefect_synthdata.exceptions import (
+    BatchCancelledError,
+    CancelNotSupportedError,
+    NotFoundError,
+)
 from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
@@ -74,10 +80,26 @@ class GenerateRequest(PollSettings, ProviderChoice, GenerationSpec):
 DOWNLOAD_CONCURRENCY = 4
 
 
+def cancel_batch_of_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_cancellation`/`on_crashed` hook: cancel the batch this run submitted (found by name)."""
+    logger = flow_run_logger(flow_run)
+    request = GenerateRequest.model_validate(flow_run.parameters["request"])
+    request = request.for_day(
+        (flow_run.expected_start_time or datetime.now(UTC)).astimezone(UTC).date()
+    )
+    provider = request.provider_config().create()
+    try:
+        logger.info(batches.cancel_named_batch(provider, request.prepare(provider)))
+    except CancelNotSupportedError as exc:
+        logger.warning("%s", exc)
+
+
 @flow(
     name="generate-dataset",
     log_prints=False,
     task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
+    on_cancellation=[cancel_batch_of_run],
+    on_crashed=[cancel_batch_of_run],
 )
 def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
@@ -102,8 +124,11 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     batch = submit_batch(provider_config, whole(batch_request))
     try:
         status = wait_for_batch(provider_config, whole(batch), request.poll_policy())
-    except NotFoundError:  # a cached batch the provider no longer has (e.g. its state was wiped)
-        logger.warning("batch %s is gone from the provider; submitting again", batch.batch_id)
+    except (NotFoundError, BatchCancelledError) as exc:
+        if isinstance(exc, BatchCancelledError) and not exc.before_waiting:
+            raise  # cancelled while this run waited
+        # a cached batch the provider no longer has (state wiped) or that an earlier run cancelled
+        logger.warning("batch %s: %s; submitting again", batch.batch_id, exc)
         batch = submit_batch.with_options(refresh_cache=True)(provider_config, whole(batch_request))
         status = wait_for_batch(provider_config, whole(batch), request.poll_policy())
     batches.raise_for_failures(status)

@@ -27,7 +27,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from pydantic import SecretStr
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import (
     AuthenticationError,
+    CancelNotSupportedError,
     ConfigurationError,
     IntegrityError,
     NotFoundError,
@@ -456,3 +457,24 @@ def _never_sent(exc: Exception) -> bool:
         return True
     text = repr(exc)
     return "NewConnectionError" in text or "Connection refused" in text
+
+
+#: Statuses that mean "this server has no such endpoint" once the resource is known to exist.
+NO_ENDPOINT_STATUSES = (404, 405, 501)
+
+
+def call_cancel_endpoint(
+    call: Callable[[], dict[str, Any]], exists: Callable[[], Any], unsupported: str
+) -> dict[str, Any]:
+    """`call()` a cancel endpoint, which only some servers offer (the reference server does).
+
+    A 404, 405 or 501 is told apart from a missing resource by `exists()` (which raises
+    NotFoundError itself when the resource is unknown); then CancelNotSupportedError(unsupported).
+    """
+    try:
+        return call()
+    except (NotFoundError, HttpStatusError) as exc:
+        if isinstance(exc, HttpStatusError) and exc.status not in NO_ENDPOINT_STATUSES:
+            raise
+        exists()
+        raise CancelNotSupportedError(unsupported) from None

@@ -34,7 +34,12 @@ from prefect_synthdata.exceptions import (
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobState, JobStatus
 from prefect_synthdata.params import GeneratorSpec, validate_jobs
 from prefect_synthdata.providers.archive import extract_zip
-from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+from prefect_synthdata.providers.http import (
+    AmbiguousRequestError,
+    HttpClient,
+    RetryPolicy,
+    call_cancel_endpoint,
+)
 
 DEFAULT_SERVER = "https://api.toinfinity.ai"
 ACCEPT_JSON = {"Accept": "application/json"}
@@ -121,6 +126,17 @@ class InfinityApi:
         """`GET api/batch/{id}/summary/`: every job's `in_progress` and `result_url`."""
         return dict(self.get(f"api/batch/{batch_id}/summary/"))
 
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        """`POST api/batch/{id}/cancel/`: an extension of the reference server (idempotent).
+
+        Answers `{"id", "cancelled_jobs", "frames_credited"}`.
+        """
+        return dict(
+            self.http.post_json(
+                self.url(f"api/batch/{batch_id}/cancel/"), idempotent=True, headers=ACCEPT_JSON
+            )
+        )
+
     def usage(self, start: datetime, end: datetime) -> dict[str, Any]:
         """`GET api/job_runs/counts/?start_time=...&end_time=...`."""
         return dict(self.get("api/job_runs/counts/", params=time_window(start, end)))
@@ -149,7 +165,10 @@ def time_window(start: datetime, end: datetime) -> dict[str, str]:
 
 
 def job_state(run: dict[str, Any]) -> JobState:
-    """A summary entry's state: running while `in_progress`, then succeeded iff it has a URL."""
+    """A summary entry's state: running while `in_progress`, then succeeded iff it has a URL
+    (`cancelled` when the server says so, an extension of the reference server)."""
+    if run.get("state") == JobState.CANCELLED:
+        return JobState.CANCELLED
     if run.get("in_progress"):
         return JobState.RUNNING
     return JobState.SUCCEEDED if run.get("result_url") else JobState.FAILED
@@ -226,7 +245,11 @@ class InfinityProvider:
     def _find(self, name: str, created_after: datetime | None) -> dict[str, Any] | None:
         end = datetime.now(UTC) + timedelta(minutes=5)  # tolerate clock skew
         start = created_after or end - FIND_WINDOW
-        matches = [b for b in self.api.batches(start, end) if b.get("name") == name]
+        matches = [
+            b
+            for b in self.api.batches(start, end)
+            if b.get("name") == name and not b.get("cancelled")
+        ]
         if not matches:
             return None
         oldest = min(matches, key=lambda b: (str(b.get("created", "")), str(b["id"])))
@@ -261,6 +284,16 @@ class InfinityProvider:
             )
             jobs.append(JobStatus(job_id=job_id, state=state, error=error))
         return BatchStatus(batch_id=batch.batch_id, jobs=jobs)
+
+    def cancel(self, batch: BatchRef) -> int:
+        """Cancel through the reference server's extension endpoint; the original API has none."""
+        body = call_cancel_endpoint(
+            lambda: self.api.cancel(batch.batch_id),
+            lambda: self.api.batch(batch.batch_id),
+            f"{self.api.server} cannot cancel batches (no POST api/batch/<id>/cancel/): "
+            f"batch {batch.batch_id} keeps rendering and counting against the quota",
+        )
+        return int(body.get("cancelled_jobs", 0))
 
     def result_url(self, batch: BatchRef, job_id: str, refresh: bool = False) -> str:
         """The job's result URL, from the last summary read (one new read if unknown)."""

@@ -44,10 +44,16 @@ from prefect_synthdata.exceptions import (
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobState, JobStatus
 from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, validate_jobs
 from prefect_synthdata.providers.archive import CheckedZip
-from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+from prefect_synthdata.providers.http import (
+    AmbiguousRequestError,
+    HttpClient,
+    RetryPolicy,
+    call_cancel_endpoint,
+)
 
 DEFAULT_BASE_URL = "https://ragnarok.zumok8s.org"
 READY = "READY"
+CANCELLED = "CANCELLED"
 FAILED_STATES = frozenset({"CANCELLED", "PACKAGING_FAILED", "GENERATING_FAILED"})
 DONE_STATES = FAILED_STATES | {READY}
 #: Dataset states that mean `generate` was accepted.
@@ -127,6 +133,14 @@ class ZpyApi:
     ) -> None:
         form = {"project": project, "sim": sim, "config": json.dumps(config), "amount": amount}
         self.post(f"datasets/{dataset_id}/generate/", form)
+
+    def cancel(self, dataset_id: str) -> dict[str, Any]:
+        """`POST datasets/{id}/cancel/` (reference server; moves the dataset to CANCELLED, idempotent)."""
+        return dict(
+            self.http.post_json(
+                self.url(f"datasets/{dataset_id}/cancel/"), idempotent=True, form={}
+            )
+        )
 
     def simruns(self, dataset_id: str) -> list[dict[str, Any]]:
         return list(self.iter_list("simruns/", datasets=dataset_id))
@@ -365,6 +379,9 @@ class ZpyProvider:
         jobs = batch.job_ids
         if state == READY:
             states = [JobState.SUCCEEDED] * len(jobs)
+        elif state == CANCELLED:
+            ready = min(self.api.count("simruns/", datasets=batch.batch_id, state=READY), len(jobs))
+            states = [JobState.SUCCEEDED] * ready + [JobState.CANCELLED] * (len(jobs) - ready)
         elif state in FAILED_STATES:
             states = [JobState.FAILED] * len(jobs)
         else:
@@ -379,6 +396,16 @@ class ZpyProvider:
                 JobStatus(job_id=j, state=s, error=error) for j, s in zip(jobs, states, strict=True)
             ],
         )
+
+    def cancel(self, batch: BatchRef) -> int:
+        """Move the dataset to CANCELLED (reference server endpoint; the original API has none)."""
+        body = call_cancel_endpoint(
+            lambda: self.api.cancel(batch.batch_id),
+            lambda: self.api.dataset(batch.batch_id),
+            f"{self.api.base_url} cannot cancel datasets (no POST datasets/<id>/cancel/): "
+            f"dataset {batch.batch_id} keeps rendering and counting against the quota",
+        )
+        return int(body.get("cancelled_simruns", 0))
 
     def dataset_archive(self, dataset_id: str) -> Path:
         """The dataset zip in the cache, downloaded once (resumable; size and sha256 checked when given)."""

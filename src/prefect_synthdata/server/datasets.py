@@ -39,7 +39,8 @@ logger = logging.getLogger("prefect_synthdata.server")
 
 MAX_AMOUNT = 10_000
 SIMRUN_STATES = {JobState.QUEUED: "QUEUED", JobState.RUNNING: "RUNNING",
-                 JobState.SUCCEEDED: "READY", JobState.FAILED: "FAILED"}  # fmt: skip
+                 JobState.SUCCEEDED: "READY", JobState.FAILED: "FAILED",
+                 JobState.CANCELLED: "CANCELLED"}  # fmt: skip
 SIMS_CREATED = "2021-07-01T00:00:00.000000Z"
 
 
@@ -232,10 +233,27 @@ class ZpyDatasets:
         states = {job_id: job["state"] for job_id, job in self._jobs(owner, candidates).items()}
         reuse = {}
         for key, runs in found.items():
-            alive = [r for r in runs if states.get(r) not in (None, JobState.FAILED)]
+            alive = [
+                r for r in runs if states.get(r) not in (None, JobState.FAILED, JobState.CANCELLED)
+            ]
             if alive:
                 reuse[key] = alive[0]
         return reuse
+
+    def cancel(self, owner: str, dataset_id: str) -> int:
+        """Move a CREATED or GENERATING dataset to CANCELLED and cancel the simruns it started.
+
+        Returns how many simruns were cancelled (their frames no longer count against the
+        quota). Simruns reused from other datasets keep rendering for those; READY,
+        failed and already cancelled datasets are left as they are.
+        """
+        with self._generate_lock:
+            if not self.ctx.store.set_state_from(
+                dataset_id, ("CREATED", "GENERATING"), "CANCELLED"
+            ):
+                return 0
+            batch = self.ctx.service.find_batch(owner, f"zpy-dataset-{dataset_id}")
+            return len(self.ctx.service.cancel(owner, batch.batch_id)) if batch else 0
 
     # -- state machine -------------------------------------------------------------------
     def advance(self, owner: str, dataset_id: str) -> None:
@@ -252,9 +270,12 @@ class ZpyDatasets:
                 error = (
                     f"{len(failed)} simrun(s) failed, first {failed[0]['id']}: {failed[0]['error']}"
                 )
-                self.ctx.store.set_state(dataset_id, "GENERATING_FAILED", error=error)
+                self.ctx.store.set_state_from(
+                    dataset_id, ("GENERATING",), "GENERATING_FAILED", error=error
+                )
                 return
-            self.ctx.store.set_state(dataset_id, "PACKAGING")
+            if not self.ctx.store.set_state_from(dataset_id, ("GENERATING",), "PACKAGING"):
+                return  # cancelled meanwhile
         unique = list(dict.fromkeys(r["id"] for r in runs))
         try:
             archive = self.ctx.archives.dataset_zip(

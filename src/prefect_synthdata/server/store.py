@@ -163,6 +163,18 @@ class ZpyStore:
             (state, error, size_bytes, sha256, dataset_id),
         )
 
+    def set_state_from(
+        self, dataset_id: str, current: tuple[str, ...], state: str, error: str | None = None
+    ) -> bool:
+        """Move a dataset to `state` only if it is in one of `current`; whether it moved."""
+        marks = ",".join("?" * len(current))
+        return bool(
+            self._execute(
+                f"UPDATE datasets SET state=?, error=? WHERE id=? AND state IN ({marks})",
+                (state, error, dataset_id, *current),
+            )
+        )
+
     # -- simruns -------------------------------------------------------------------------
     def find_simruns(self, owner: str, sim: str, params_keys: list[str]) -> dict[str, list[str]]:
         """Existing simrun ids per params key (newest first) of `owner`'s runs of `sim`."""
