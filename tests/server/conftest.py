@@ -67,3 +67,11 @@ def alice(server: ServerProcess) -> Api:
 @pytest.fixture(scope="session")
 def bob(server: ServerProcess) -> Api:
     return Api(server, TOKENS[1])
+
+
+def used_frames(api: Api, quota: int) -> int:
+    """Frames charged to `api`'s token, as the server states them refusing a batch above `quota`."""
+    over = {"name": "shapes", "param_values": {"frames": 600}}
+    reply = api.post("api/batch/", json={"job_runs": [over] * (quota // 600 + 1)})
+    assert reply.status_code == 402, reply.text
+    return int(reply.json()["detail"].split(" of ")[0].rsplit(" ", 1)[-1])

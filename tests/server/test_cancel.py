@@ -20,7 +20,7 @@ from prefect_synthdata.providers.infinity import InfinityProvider
 from prefect_synthdata.providers.zpy import ZpyProvider
 from tests.providers.scripted_server import Reply, scripted_server
 from tests.reference_server import ServerProcess, run_reference_server
-from tests.server.conftest import Api, wait_for
+from tests.server.conftest import Api, used_frames, wait_for
 
 TOKEN = "cancel-token"
 QUOTA = 1000
@@ -36,14 +36,6 @@ def cancel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     assert "Traceback" not in server.log(), server.log()[-5000:]
 
 
-def used_frames(api: Api) -> int:
-    """Frames charged so far, as the server's refusal of a submission above the quota states it."""
-    over = {"name": "shapes", "param_values": {"frames": 600}}
-    reply = api.post("api/batch/", json={"job_runs": [over, over]})
-    assert reply.status_code == 402, reply.text
-    return int(reply.json()["detail"].split(" of ")[0].rsplit(" ", 1)[-1])
-
-
 def test_infinity_cancel_stops_the_batch_and_credits_the_quota(
     cancel_server: ServerProcess,
 ) -> None:
@@ -51,14 +43,14 @@ def test_infinity_cancel_stops_the_batch_and_credits_the_quota(
     provider = InfinityProvider(cancel_server.url, SecretStr(TOKEN))
     request = prepare_request(provider, "shapes", [SLOW] * 4, False, "slow-infinity", seed=1)
     batch, _ = submit_idempotent(provider, request)
-    assert used_frames(api) == 240
+    assert used_frames(api, QUOTA) == 240
     wait_for(lambda: provider.batch_status(batch).counts().get("running"))
 
     assert "cancelled batch" in cancel_named_batch(provider, request)
     status = provider.batch_status(batch)
     assert status.done and len(status.cancelled) >= 3  # the first may have finished
     rendered = len(status.succeeded)
-    assert used_frames(api) == 60 * rendered  # unrendered frames credited back
+    assert used_frames(api, QUOTA) == 60 * rendered  # unrendered frames credited back
     summary = api.get(f"api/batch/{batch.batch_id}/summary/").json()["job_runs"]
     assert {r["state"] for r in summary} <= {"cancelled", "succeeded"}
     assert all(r["result_url"] is None for r in summary if r["state"] == "cancelled")
