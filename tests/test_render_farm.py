@@ -16,11 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from prefect_synthdata import GenerateRequest
+from prefect_synthdata.blocks import InfinityCredentials
 from prefect_synthdata.engine.executors import DaskExecutor
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.flows.generate import generate_dataset
 from prefect_synthdata.models import BatchStatus
-from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.providers.local import close_job_services, job_service
 from prefect_synthdata.tasks import STATUS_LISTENERS
 from tests.dask_cluster import DaskCluster, run_dask_cluster
@@ -103,8 +103,8 @@ def test_reference_server_renders_on_the_cluster_byte_identical(
     with run_reference_server(
         data, tokens=["farm-token"], extra_env={"SYNTHDATA_SERVER_DASK_ADDRESS": farm.address}
     ) as server:
-        provider = ProviderConfig(kind="infinity", url=server.url, token=SecretStr("farm-token"))
-        result = generate_dataset(request(tmp_path / "datasets", num_jobs=6, provider=provider))
+        service = InfinityCredentials(url=server.url, token=SecretStr("farm-token"))
+        result = generate_dataset(request(tmp_path / "datasets", num_jobs=6, credentials=service))
     assert published_files(result.uri) == pool_dataset
     with sqlite3.connect(data / "engine" / "jobs.sqlite3") as db:
         rendered = [r for (r,) in db.execute("SELECT rendered_by FROM jobs")]
