@@ -155,7 +155,8 @@ def test_batch_list_time_window(alice: Api, video_batch: dict[str, Any]) -> None
         "end_time": (now + timedelta(minutes=1)).isoformat(),
     }
     listed = alice.get("api/batch/?" + urlencode(window)).json()
-    assert {"id": video_batch["id"], "name": "video", "created": video_batch["created"]} in listed
+    listed_video = {"id": video_batch["id"], "name": "video", "created": video_batch["created"]}
+    assert {**listed_video, "cancelled": False} in listed
     past = {"start_time": "2001-01-01T00:00:00+00:00", "end_time": "2001-01-02T00:00:00+00:00"}
     assert alice.get("api/batch/?" + urlencode(past)).json() == []
     bad = alice.get("api/batch/?" + urlencode({"start_time": "yesterday"}))
