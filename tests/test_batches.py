@@ -78,7 +78,7 @@ def test_deadline_stops_waiting(provider: LocalProvider) -> None:
         batches.poll_until_done(provider, batch, policy)
 
 
-def test_download_skips_verified_jobs_and_repairs_damaged_ones(
+def test_download_skips_downloaded_jobs_and_repairs_damaged_ones(
     provider: LocalProvider, tmp_path: Path
 ) -> None:
     batch = _submit(provider, [SMALL] * 2)
@@ -86,16 +86,18 @@ def test_download_skips_verified_jobs_and_repairs_damaged_ones(
     work = tmp_path / "work"
     first = batches.download_jobs(provider, batch, batch.job_ids, work)
     assert [f.name for f in first] == batch.job_ids
-    record = json.loads((first[1] / batches.VERIFIED).read_text())
-    assert "labels.json" in record and "image.000000.rgb.png" in record
+    record = json.loads((first[1] / batches.DOWNLOADED).read_text())
+    # what is recorded is what is checked: sizes (no sha256 that nothing reads)
+    assert record["image.000000.rgb.png"] == (first[1] / "image.000000.rgb.png").stat().st_size
+    assert "labels.json" in record and all(type(size) is int for size in record.values())
     mtimes = {f: f.stat().st_mtime_ns for f in first}
 
     damaged = first[1] / "image.000000.rgb.png"
     damaged.write_bytes(b"truncated")
     again = batches.download_jobs(provider, batch, batch.job_ids, work)
     assert again == first
-    assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # verified: skipped
-    assert damaged.stat().st_size == record["image.000000.rgb.png"][0]  # re-fetched
+    assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # downloaded: skipped
+    assert damaged.stat().st_size == record["image.000000.rgb.png"]  # re-fetched
 
 
 class ConcurrencyProbe:

@@ -116,7 +116,7 @@ def wait_for_batch(
 def download_batch(
     provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path
 ) -> list[Path]:
-    """Download one shard of a batch's jobs; jobs already downloaded and verified are skipped."""
+    """Download one shard of a batch's jobs; jobs already downloaded are skipped."""
     folders = batches.download_jobs(provider.create(), batch, job_ids, work_dir)
     get_run_logger().info("shard of %d jobs ready under %s", len(folders), work_dir)
     return folders
