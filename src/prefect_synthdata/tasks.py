@@ -25,7 +25,7 @@ from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
-from prefect_synthdata.storage import StoreOptions
+from prefect_synthdata.storage import ObjectStore, StoreOptions
 from prefect_synthdata.storage.publish import publish
 
 #: Extra listeners of batch status changes in this process (the CLI's progress bar).
@@ -171,6 +171,14 @@ def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> Data
     )
 
 
+def _browser_url(store: ObjectStore, uri: str) -> str | None:
+    """An http(s) URL of the dataset a browser can open (S3 stores only)."""
+    client = getattr(store, "client", None)  # S3Store's boto3 client
+    if client is None:
+        return None
+    return artifacts.dataset_url(uri, client.meta.endpoint_url, client.meta.region_name)
+
+
 def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
     """Publishing is idempotent: retry anything but a bad destination or a version conflict."""
     return not isinstance(
@@ -193,7 +201,8 @@ def publish_dataset(
     Emits `prefect-synthdata.dataset.published` and records a link to the dataset and a
     summary of the run as artifacts.
     """
-    result = publish(open_destination(dest, storage), folder, manifest)
+    store = open_destination(dest, storage)
+    result = publish(store, folder, manifest)
     get_run_logger().info(
         "published %s (%d files written, %d already there)",
         result.uri,
@@ -201,7 +210,7 @@ def publish_dataset(
         result.files_skipped,
     )
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
-    artifacts.dataset_link(dataset)
+    artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     events.emit_dataset_published(dataset)
     return dataset
