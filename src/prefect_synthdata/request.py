@@ -22,16 +22,16 @@ Example:
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from prefect_synthdata import batches
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
-from prefect_synthdata.storage.publish import check_segment
+from prefect_synthdata.storage.publish import SAFE_SEGMENT, check_segment
 
 _DEFAULTS = SynthDataSettings.model_fields
 
@@ -40,6 +40,11 @@ def _from_settings(name: str, text: str) -> str:
     """A field description naming the `SYNTHDATA_*` setting (and its default) an empty value takes."""
     default = _DEFAULTS[name].default
     return f"{text} Empty: ${'SYNTHDATA_' + name.upper()}, else {default}."
+
+
+def _empty_is_none(value: Any) -> Any:
+    """A form's untouched list field arrives as `[]`: that means "not given"."""
+    return None if value == [] else value
 
 
 class GenerationSpec(BaseModel):
@@ -55,10 +60,14 @@ class GenerationSpec(BaseModel):
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description='Parameters applied to every job, e.g. {"width": 256, "num_objects": 8}.',
+        description='Parameters applied to every job, e.g. {"width": 256, "num_objects": 8}; '
+        "each is checked against the generator's bounds before anything is submitted.",
     )
-    job_params: list[dict[str, Any]] | None = Field(
-        default=None, description="Per-job parameters (one mapping a job), merged over params."
+    job_params: Annotated[list[dict[str, Any]] | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        max_length=100_000,
+        description="Per-job parameters (one mapping a job), merged over params. "
+        "Empty: num_jobs jobs of params.",
     )
     is_preview: bool = Field(default=False, description="Render one preview frame per job.")
     seed: int = Field(
@@ -71,10 +80,12 @@ class GenerationSpec(BaseModel):
     name: str = Field(
         default="synthetic-shapes",
         description="Dataset name (also the batch label): letters, digits, '.', '_', '-'.",
+        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
     version: str | None = Field(
         default=None,
         description="Dataset version. Empty: derived from the request (same request, same version).",
+        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
 
     def jobs(self) -> list[dict[str, Any]]:
