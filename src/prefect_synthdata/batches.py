@@ -39,6 +39,7 @@ from prefect_synthdata.models import (
 )
 from prefect_synthdata.params import sample_unspecified
 from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.providers.http import deadline as http_deadline
 
 VERIFIED = ".verified.json"
 
@@ -111,8 +112,10 @@ def poll_until_done(
 ) -> BatchStatus:
     """Read the batch status until every job has finished.
 
-    One batch-level call per poll. A transient failure of one poll is retried on
-    its own (up to `policy.transient_retries` in a row); `on_change` is called
+    One batch-level call per poll, which must finish (retries included) before the
+    deadline. A retryable failure of one poll is retried on its own (up to
+    `policy.transient_retries` in a row; one whose own retry budget is spent is not);
+    `on_change` is called
     only when the per-state counts change. BatchTimeoutError past the deadline.
     """
     deadline = time.monotonic() + policy.deadline_seconds
@@ -121,11 +124,12 @@ def poll_until_done(
     last: dict[str, int] | None = None
     while True:
         try:
-            status = provider.batch_status(batch)
+            with http_deadline(deadline - time.monotonic()):
+                status = provider.batch_status(batch)
             failures = 0
-        except TransientError:
+        except TransientError as exc:
             failures += 1
-            if failures > policy.transient_retries:
+            if not exc.retryable or failures > policy.transient_retries:
                 raise
         else:
             counts = status.counts()
