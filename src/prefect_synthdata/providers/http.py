@@ -599,7 +599,7 @@ class HttpClient:
         )
         if total is not None and total > limit:
             raise ServerResponseError(
-                f"{what}: announces {total} bytes where {limit} were expected"
+                f"{what}: announces {total} bytes where {limit} bytes were expected"
             )
         written = have
         with part.open(mode) as out:
