@@ -128,6 +128,8 @@ def poll_until_done(
                 status = provider.batch_status(batch)
             failures = 0
         except TransientError as exc:
+            if time.monotonic() >= deadline:
+                raise _timeout(batch, policy, last) from exc
             failures += 1
             if not exc.retryable or failures > policy.transient_retries:
                 raise
@@ -141,12 +143,15 @@ def poll_until_done(
             if status.done:
                 return status
         if time.monotonic() + interval > deadline:
-            raise BatchTimeoutError(
-                f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s "
-                f"(states: {last})"
-            )
+            raise _timeout(batch, policy, last)
         time.sleep(interval)
         interval = min(interval * 2, policy.cap_seconds)
+
+
+def _timeout(batch: BatchRef, policy: PollPolicy, last: dict[str, int] | None) -> BatchTimeoutError:
+    return BatchTimeoutError(
+        f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s (states: {last})"
+    )
 
 
 def raise_for_failures(status: BatchStatus) -> None:

@@ -64,6 +64,7 @@ from prefect_synthdata.exceptions import (
     SynthDataError,
     TransientError,
 )
+from prefect_synthdata.providers.trust import token_problem
 
 logger = logging.getLogger(__name__)
 
@@ -332,6 +333,9 @@ class HttpClient:
             raise ConfigurationError(
                 f"server URL must start with http:// or https://, got {base_url!r}"
             )
+        problem = token_problem(token.get_secret_value())
+        if problem:
+            raise ConfigurationError(problem)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._token = token
         self.auth_scheme = auth_scheme
@@ -533,8 +537,10 @@ class HttpClient:
                 part.unlink(missing_ok=True)
                 raise
             else:
-                reason = f"HTTP {response.status_code}" if response.status_code >= 400 else (
-                    "incomplete body"
+                reason = (
+                    f"HTTP {response.status_code}"
+                    if response.status_code >= 400
+                    else ("incomplete body")
                 )
             if finished:
                 break

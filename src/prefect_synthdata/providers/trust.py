@@ -72,11 +72,16 @@ def file_name(value: Any, field: str, server: str) -> str:
     return value
 
 
-def server_url(value: Any, field: str, server: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+def server_url(
+    value: Any, field: str, server: str, schemes: tuple[str, ...] = ("http", "https")
+) -> str:
     """`value` as an absolute URL of one of `schemes`, with a host."""
     parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in schemes or not parts.hostname or any(
-        c in value for c in "\r\n\0 "
+    if (
+        parts is None
+        or parts.scheme not in schemes
+        or not parts.hostname
+        or any(c in value for c in "\r\n\0 ")
     ):
         raise refuse(server, field, value, f"expected an absolute {'/'.join(schemes)} URL")
     return value
@@ -103,3 +108,22 @@ def server_objects(value: Any, field: str, server: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise refuse(server, field, value, "expected a list of JSON objects")
     return value
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be sent in an Authorization header, or None; never quotes it.
+
+    Example:
+        >>> token_problem("abc123"), token_problem("abc123\\n")
+        (None, 'the API token contains a line break or another control character (a trailing newline from a file or a paste?)')
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+        return (
+            "the API token contains a line break or another control character "
+            "(a trailing newline from a file or a paste?)"
+        )
+    if any(c.isspace() for c in token):
+        return "the API token contains whitespace"
+    if any(ord(c) > 0xFF for c in token):
+        return "the API token contains a character outside latin-1, which HTTP headers cannot carry"
+    return None

@@ -381,7 +381,9 @@ class ZpyProvider:
             if len(set(ids)) != len(ids):
                 raise refuse(server, "simrun ids", ids, "each simrun id must appear once")
             by_id = dict(zip(ids, runs, strict=True))
-            self._simruns[dataset_id] = {i: by_id[i] for i in sorted(ids, key=lambda i: run_order(by_id[i], i))}
+            self._simruns[dataset_id] = {
+                i: by_id[i] for i in sorted(ids, key=lambda i: run_order(by_id[i], i))
+            }
         return self._simruns[dataset_id]
 
     def _ref(self, dataset_id: str, name: str) -> BatchRef:
