@@ -15,6 +15,7 @@ files of other content. Publishers of the same content share a claim. The holder
 its lease while it writes; a claim whose lease ran out (its publisher was killed) is
 taken over by creating the next generation, and the new holder deletes every object of
 the version its manifest does not list before writing `manifest.json` and `_SUCCESS`.
+Once `_SUCCESS` is written the claims are removed: a complete version guards itself.
 
 Example:
     >>> import tempfile, pathlib
@@ -125,15 +126,13 @@ def publish(
     (same size and sha256) are skipped, so a publish that was interrupted resumes.
     """
     prefix = f"{check_segment('name', manifest.name)}/{check_segment('version', manifest.version)}"
-    existing = read_manifest(store, manifest.name, manifest.version)
-    if existing is not None:
-        if existing.content_sha256() != manifest.content_sha256():
-            raise VersionConflictError(
-                f"{store.uri(prefix)} already holds a different dataset; choose another version"
-            )
-        _point_latest(store, manifest.name, manifest.version)
-        return PublishResult(store.uri(prefix), 0, len(manifest.files))
+    done = _published_already(store, prefix, manifest)
+    if done is not None:
+        return done
     with claimed(store, prefix, manifest.content_sha256(), lease_seconds) as claim:
+        done = _published_already(store, prefix, manifest)  # finished while we claimed
+        if done is not None:
+            return done
         kept = {f"{prefix}/{f.path}" for f in manifest.files} | {claim}
         store.delete_keys([key for key in store.list_keys(prefix) if key not in kept])
         pending = store.missing(
@@ -150,8 +149,23 @@ def publish(
         store.write_bytes(
             f"{prefix}/{SUCCESS}", hashlib.sha256(manifest_bytes).hexdigest().encode()
         )
+    store.delete_keys(_claims(store, prefix))  # complete: `_SUCCESS` now guards the version
     _point_latest(store, manifest.name, manifest.version)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
+
+
+def _published_already(store: ObjectStore, prefix: str, manifest: Manifest) -> PublishResult | None:
+    """The no-op result when this content is published at `prefix` (LATEST pointed at it);
+    VersionConflictError when other content is; None when the version is not complete."""
+    existing = read_manifest(store, manifest.name, manifest.version)
+    if existing is None:
+        return None
+    if existing.content_sha256() != manifest.content_sha256():
+        raise VersionConflictError(
+            f"{store.uri(prefix)} already holds a different dataset; choose another version"
+        )
+    _point_latest(store, manifest.name, manifest.version)
+    return PublishResult(store.uri(prefix), 0, len(manifest.files))
 
 
 def _claims(store: ObjectStore, prefix: str) -> list[str]:
