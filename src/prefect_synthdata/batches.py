@@ -38,6 +38,7 @@ from prefect_synthdata.models import (
 )
 from prefect_synthdata.params import sample_unspecified
 from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.providers.http import deadline as http_deadline
 
 #: Written into a job folder once its download is complete: each file's size. A folder whose
 #: files still have those sizes is not downloaded again.
@@ -112,8 +113,10 @@ def poll_until_done(
 ) -> BatchStatus:
     """Read the batch status until every job has finished.
 
-    One batch-level call per poll. A transient failure of one poll is retried on
-    its own (up to `policy.transient_retries` in a row); `on_change` is called
+    One batch-level call per poll, which must finish (retries included) before the
+    deadline. A retryable failure of one poll is retried on its own (up to
+    `policy.transient_retries` in a row; one whose own retry budget is spent is not);
+    `on_change` is called
     only when the per-state counts change. BatchTimeoutError past the deadline.
     """
     deadline = time.monotonic() + policy.deadline_seconds
@@ -122,11 +125,14 @@ def poll_until_done(
     last: dict[str, int] | None = None
     while True:
         try:
-            status = provider.batch_status(batch)
+            with http_deadline(deadline - time.monotonic()):
+                status = provider.batch_status(batch)
             failures = 0
-        except TransientError:
+        except TransientError as exc:
+            if time.monotonic() >= deadline:
+                raise _timeout(batch, policy, last) from exc
             failures += 1
-            if failures > policy.transient_retries:
+            if not exc.retryable or failures > policy.transient_retries:
                 raise
         else:
             counts = status.counts()
@@ -138,12 +144,15 @@ def poll_until_done(
             if status.done:
                 return status
         if time.monotonic() + interval > deadline:
-            raise BatchTimeoutError(
-                f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s "
-                f"(states: {last})"
-            )
+            raise _timeout(batch, policy, last)
         time.sleep(interval)
         interval = min(interval * 2, policy.cap_seconds)
+
+
+def _timeout(batch: BatchRef, policy: PollPolicy, last: dict[str, int] | None) -> BatchTimeoutError:
+    return BatchTimeoutError(
+        f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s (states: {last})"
+    )
 
 
 def raise_for_failures(status: BatchStatus) -> None:

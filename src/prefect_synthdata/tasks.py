@@ -22,7 +22,7 @@ from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
 from prefect_synthdata.destinations import open_destination
-from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
+from prefect_synthdata.exceptions import ConfigurationError, SynthDataError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.storage import ObjectStore, StoreOptions
@@ -55,8 +55,12 @@ def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 
 def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
-    """Retry only failures that may pass: transient service errors and I/O errors."""
-    return isinstance(state.result(raise_on_failure=False), TransientError | OSError)
+    """Retry only failures that may pass: errors that say they are `retryable` (not those
+    whose retry budget is already spent) and local I/O errors."""
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, SynthDataError):
+        return error.retryable
+    return isinstance(error, OSError)
 
 
 @task(

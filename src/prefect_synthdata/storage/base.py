@@ -52,8 +52,23 @@ class ObjectStore(Protocol):
         """Write a small object whole."""
         ...
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write a small object whole only if `key` is absent; whether this call created it.
+
+        Of concurrent callers exactly one gets True (the publish claim rests on this).
+        """
+        ...
+
     def read_bytes(self, key: str) -> bytes | None:
         """A small object's bytes, or None if absent."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under the folder `prefix`, relative to the store's root."""
+        ...
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Remove these objects (absent ones are fine)."""
         ...
 
     def list_dirs(self, prefix: str) -> list[str]:
