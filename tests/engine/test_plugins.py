@@ -134,3 +134,9 @@ def test_generators_check_reports_each_broken_plugin(plugins: Path) -> None:
     assert "instance ids [7]" in lines["unrecorded"]
     assert "not loaded: cannot load" in lines["import_fails"]
     assert "FAILED: not loaded: the name of a built-in generator" in result.stdout
+
+
+def test_readme_shows_the_example_package_as_it_is() -> None:
+    readme = (PLUGINS.parents[1] / "README.md").read_text()
+    for path in ("pyproject.toml", "synthdata_discs/__init__.py"):
+        assert (PLUGINS / "example_generator" / path).read_text() in readme, path
