@@ -31,6 +31,8 @@ from prefect_synthdata.engine.generators.tabletop import TabletopGenerator
 from prefect_synthdata.exceptions import GeneratorContractError, UnknownGeneratorError
 
 ENTRY_POINT_GROUP = "prefect_synthdata.generators"
+#: Set in each render process to its share of the cores, for generators that use threads.
+RENDER_THREADS_ENV = "SYNTHDATA_RENDER_THREADS"
 BUILT_IN: tuple[type[Generator], ...] = (ShapesGenerator, TabletopGenerator)
 
 
@@ -110,4 +112,12 @@ def get_generator(name: str) -> Generator:
         raise UnknownGeneratorError(f"unknown generator {name!r}; known: {known}") from None
 
 
-__all__ = ["ENTRY_POINT_GROUP", "GENERATORS", "Frame", "Generator", "Instance", "get_generator"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GENERATORS",
+    "RENDER_THREADS_ENV",
+    "Frame",
+    "Generator",
+    "Instance",
+    "get_generator",
+]
