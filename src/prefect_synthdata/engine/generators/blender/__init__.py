@@ -159,14 +159,7 @@ class BlenderGenerator(Generator):
         from prefect_synthdata.engine.generators.blender.scene import Scene
 
         scene = Scene.build(params, render_threads())
-        categories = np.zeros(params["num_objects"] + 1, np.uint8)
-        for placed in scene.objects:
-            categories[placed.obj.pass_index] = placed.category_id
         for index in range(self.frame_count(params, is_preview)):
-            passes = scene.render(index)
-            iseg = np.rint(passes["index"]).astype(np.uint16)
-            depth = passes["depth"]
-            depth_mm = np.where(depth < NO_HIT, np.clip(np.rint(depth * 1000.0), 0, 65535), 0)
             metadata = {
                 "seed": params["seed"],
                 "frame": index,
@@ -177,14 +170,24 @@ class BlenderGenerator(Generator):
                     "denoise": params["denoise"],
                 },
             }
-            yield Frame(
-                rgb=to_srgb8(passes["rgb"]),
-                iseg=iseg,
-                cseg=categories[iseg],
-                depth=depth_mm.astype(np.uint16),
-                instances=_instances(iseg, categories),
-                metadata=metadata,
-            )
+            yield to_frame(scene.render(index), scene.category_ids(), metadata)
+
+
+def to_frame(
+    passes: dict[str, np.ndarray], categories: np.ndarray, metadata: dict[str, Any]
+) -> Frame:
+    """A `Frame` from the passes of `Scene.render`; `categories[i]` is instance i's category id."""
+    iseg = np.rint(passes["index"]).astype(np.uint16)
+    depth = passes["depth"]
+    depth_mm = np.where(depth < NO_HIT, np.clip(np.rint(depth * 1000.0), 0, 65535), 0)
+    return Frame(
+        rgb=to_srgb8(passes["rgb"]),
+        iseg=iseg,
+        cseg=categories[iseg],
+        depth=depth_mm.astype(np.uint16),
+        instances=_instances(iseg, categories),
+        metadata=metadata,
+    )
 
 
 def _instances(iseg: np.ndarray, categories: np.ndarray) -> dict[int, Instance]:

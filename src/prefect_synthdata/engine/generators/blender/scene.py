@@ -100,6 +100,13 @@ class Scene:
         self.timings["read"] = self.timings.get("read", 0.0) + read - rendered
         return passes
 
+    def category_ids(self) -> np.ndarray:
+        """Category id by instance id (0 for the background)."""
+        ids = np.zeros(len(self.objects) + 1, np.uint8)
+        for placed in self.objects:
+            ids[placed.obj.pass_index] = placed.category_id
+        return ids
+
     def camera_metadata(self) -> dict[str, Any]:
         """Intrinsics `K` (pixels) and the world-to-camera pose in OpenCV axes."""
         scene, cam = bpy.context.scene, self.camera
