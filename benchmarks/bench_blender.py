@@ -28,7 +28,7 @@ from prefect_synthdata.engine import png
 from prefect_synthdata.engine.generators.blender import BlenderGenerator, to_frame
 
 BASELINE_FRAMES_PER_CORE_MINUTE = 2.0
-SETTINGS = [(32, True), (16, True), (64, False)]  # (samples, denoise)
+SETTINGS = [(32, True), (16, True), (32, False)]  # (samples, denoise)
 
 
 def bench(samples: int, denoise: bool, frames: int, threads: int) -> dict[str, float]:

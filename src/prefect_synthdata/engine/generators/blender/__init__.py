@@ -160,6 +160,7 @@ class BlenderGenerator(Generator):
 
         scene = Scene.build(params, render_threads())
         for index in range(self.frame_count(params, is_preview)):
+            passes = scene.render(index)  # poses the frame: camera metadata after it
             metadata = {
                 "seed": params["seed"],
                 "frame": index,
@@ -170,7 +171,7 @@ class BlenderGenerator(Generator):
                     "denoise": params["denoise"],
                 },
             }
-            yield to_frame(scene.render(index), scene.category_ids(), metadata)
+            yield to_frame(passes, scene.category_ids(), metadata)
 
 
 def to_frame(
