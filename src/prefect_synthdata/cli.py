@@ -110,6 +110,8 @@ def _format_spec(spec: GeneratorSpec) -> str:
 
 
 def cmd_generators(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check_generators()
     settings = SynthDataSettings()
     if args.provider is None and settings.credentials_block is None:
         provider = ProviderConfig.from_settings(settings)
@@ -122,7 +124,24 @@ def cmd_generators(args: argparse.Namespace) -> int:
         print(json.dumps([s.to_api() for s in specs], indent=2))
     else:
         print("\n\n".join(_format_spec(s) for s in specs))
+    if provider.kind == "local":
+        from prefect_synthdata.engine.generators import GENERATORS
+
+        for name, reason in sorted(GENERATORS.unavailable.items()):
+            print(f"unavailable generator {name!r}: {reason}", file=sys.stderr)
     return 0
+
+
+def _check_generators() -> int:
+    """Check every generator of this machine's engine; exit 1 if any is unusable."""
+    from prefect_synthdata.engine.generators import GENERATORS
+    from prefect_synthdata.engine.generators.contract import check_rendering
+
+    rows = sorted(check_rendering(sorted(GENERATORS)).items())
+    rows += [(name, f"not loaded: {why}") for name, why in sorted(GENERATORS.unavailable.items())]
+    for name, reason in rows:
+        print(f"{name:<20} {'ok' if reason is None else 'FAILED: ' + reason}")
+    return 1 if any(reason for _, reason in rows) else 0
 
 
 class ProgressBar:
@@ -218,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_provider_args(generators)
     generators.add_argument(
         "--json", action="store_true", help="print JSON: a list of {name, params, ...}"
+    )
+    generators.add_argument(
+        "--check",
+        action="store_true",
+        help="check this machine's generators (plugins included): load, render a small"
+        " preview twice (here and in a fresh process), compare; exit 1 if any fails",
     )
     generators.set_defaults(run=cmd_generators)
 

@@ -101,3 +101,14 @@ class DestinationError(SynthDataError):
 
 class VersionConflictError(DestinationError):
     """The dataset version is already published with different content."""
+
+
+class GeneratorContractError(SynthDataError):
+    """A generator failed to load or broke the `Generator` contract; `generator` names it."""
+
+    def __init__(self, generator: str, reason: str) -> None:
+        super().__init__(generator, reason)  # both in args: the error pickles across processes
+        self.generator, self.reason = generator, reason
+
+    def __str__(self) -> str:
+        return f"generator {self.generator!r} is unusable: {self.reason}"
