@@ -49,7 +49,7 @@ def test_dataset_is_valid_coco_with_matching_masks(tmp_path: Path) -> None:
         decoded = mask_utils.decode(ann["segmentation"]).astype(bool)
         assert decoded.any() and decoded.sum() == ann["area"]
         iseg = np.asarray(Image.open(root / image["iseg_file"]))
-        assert np.array_equal(decoded, iseg == ann["instance_id"])
+        assert np.array_equal(decoded, iseg == ann["iseg_id"])
         assert Image.open(root / image["file_name"]).size == (SMALL["width"], SMALL["height"])
     ids = [a["id"] for a in coco.loadAnns(coco.getAnnIds())]
     assert len(set(ids)) == len(ids)

@@ -70,3 +70,7 @@ class DestinationError(SynthDataError):
 
 class VersionConflictError(DestinationError):
     """The dataset version is already published with different content."""
+
+
+class DatasetQualityError(SynthDataError):
+    """An assembled dataset is unusable for training (no labels, too many unlabelled objects)."""

@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.quality import QualityGate
+from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -123,11 +125,14 @@ def download_batch(
 
 
 class DatasetInfo(BaseModel):
-    """Names a dataset gets when it is assembled."""
+    """Names a dataset gets when it is assembled, its splits and the gate it must pass."""
 
     name: str
     version: str
     provider: str
+    splits: dict[str, float] = {}
+    seed: int = 0
+    quality: QualityGate | None = None
 
 
 @task(name="build_dataset", cache_policy=NO_CACHE)
@@ -144,6 +149,8 @@ def build_dataset(
         generator=batch.generator,
         batch_id=batch.batch_id,
         is_preview=batch.is_preview,
+        quality=info.quality,
+        job_splits=assign_splits(len(job_dirs), info.splits, f"{info.name}:{info.seed}"),
     )
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",

@@ -158,6 +158,7 @@ def spec_from_sim(sim: dict[str, Any]) -> GeneratorSpec:
                 default_value=kw.get("default", kw.get("default_value")),
                 options=ParamOptions(**options),
                 description=str(kw.get("description") or ""),
+                sample=kw.get("sample"),
             )
         )
     return GeneratorSpec(
