@@ -179,7 +179,9 @@ def assemble_dataset(
     (a split name per job), each split gets its own COCO file.
     """
     coco = merge_coco(jobs)
-    counts = quality.check(coco) if quality is not None else count(coco)
+    if quality is not None:
+        quality.check(coco)
+    counts = count(coco)
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "images").mkdir(parents=True)
     job_params = []

@@ -4,8 +4,9 @@ A dataset fails when it holds fewer labelled objects than `min_annotations` (def
 1: a dataset without labels is never published), or when more than
 `max_unlabelled_fraction` of its visible objects are unlabelled. Visible but
 unlabelled objects are the ignore regions (`iscrowd` 1) the engine records for
-fragments below the label filters; a provider that records none is judged on its
-labels alone.
+objects below the label filters, counted when they show at least `visible_pixels`
+pixels (a 3-pixel sliver is not an object anyone would label); a provider that
+records none is judged on its labels alone.
 
 Example:
     >>> coco = {"images": [{"id": 1}], "annotations": [{"image_id": 1, "iscrowd": 0}]}
@@ -43,13 +44,13 @@ class QualityCounts:
         return self.unlabelled / visible if visible else 0.0
 
 
-def count(coco: dict[str, Any]) -> QualityCounts:
-    """Count labelled objects and ignore regions of a COCO dict."""
+def count(coco: dict[str, Any], visible_pixels: int = 1) -> QualityCounts:
+    """Count labelled objects and ignore regions (of at least `visible_pixels`) of a COCO dict."""
     labelled_images = set()
     labelled = unlabelled = 0
     for ann in coco["annotations"]:
         if ann.get("iscrowd"):
-            unlabelled += 1
+            unlabelled += ann.get("area", visible_pixels) >= visible_pixels
         else:
             labelled += 1
             labelled_images.add(ann["image_id"])
@@ -70,10 +71,15 @@ class QualityGate(BaseModel):
         description="Largest share of visible objects left unlabelled by the label filters "
         "(recorded as ignore regions) a publishable dataset may have.",
     )
+    visible_pixels: int = Field(
+        default=16,
+        ge=1,
+        description="Pixels an unlabelled object shows before it counts as visible.",
+    )
 
     def check(self, coco: dict[str, Any]) -> QualityCounts:
         """The counts of `coco`; DatasetQualityError naming what is wrong if it fails."""
-        counts = count(coco)
+        counts = count(coco, self.visible_pixels)
         problems = []
         if counts.labelled < self.min_annotations:
             what = (
@@ -89,7 +95,8 @@ class QualityGate(BaseModel):
         if counts.unlabelled_fraction > self.max_unlabelled_fraction:
             problems.append(
                 f"{counts.unlabelled} of {counts.labelled + counts.unlabelled} visible objects "
-                f"({counts.unlabelled_fraction:.0%}) are unlabelled, more than "
+                f"({self.visible_pixels}+ pixels) are unlabelled ({counts.unlabelled_fraction:.0%}), "
+                "more than "
                 f"max_unlabelled_fraction={self.max_unlabelled_fraction:g}: loosen the label "
                 "filters min_visible_pixels / min_visibility, or raise the threshold"
             )
