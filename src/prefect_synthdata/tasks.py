@@ -197,7 +197,8 @@ def publish_dataset(
 ) -> DatasetManifest:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
-    Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset.
+    Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset
+    and a report artifact (samples, class counts, histograms).
     """
     result = publish(open_destination(dest, storage), folder, manifest)
     get_run_logger().info(
@@ -208,5 +209,6 @@ def publish_dataset(
     )
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset)
+    artifacts.dataset_report(dataset, folder)
     events.emit_dataset_published(dataset)
     return dataset

@@ -105,6 +105,9 @@ def test_generate_run_emits_events_and_records_artifacts_without_the_token(tmp_p
     assert f"({Path(dataset.uri).as_uri()})" in by_key["dataset-events-demo"].data
     summary = by_key["summary-events-demo"]
     assert f"| Images | {dataset.num_images} |" in summary.data and dataset.uri in summary.data
+    report = by_key["report-events-demo"].data  # every published dataset gets its report
+    assert report.startswith(f"# Dataset report: events-demo {dataset.version}")
+    assert "![samples](data:image/png;base64," in report and "## Objects per class" in report
 
     recorded = json.dumps([a.data for a in artifacts]) + json.dumps(parameters, default=str)
     recorded += "".join(log.message for log in logs) + "".join(e.model_dump_json() for e in events)
