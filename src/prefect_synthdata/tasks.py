@@ -150,7 +150,7 @@ def build_dataset(
         batch_id=batch.batch_id,
         is_preview=batch.is_preview,
         quality=info.quality,
-        job_splits=assign_splits(len(job_dirs), info.splits, f"{info.name}:{info.seed}"),
+        job_splits=assign_splits(len(job_dirs), info.splits, info.name, info.seed),
     )
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",

@@ -73,7 +73,7 @@ def test_videos_are_in_coco_vid_and_tao_form(video_jobs: list, tmp_path: Path) -
 
 def test_splits_hold_whole_videos_and_are_listed(video_jobs: list, tmp_path: Path) -> None:
     fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
-    manifest = assemble(video_jobs, tmp_path, job_splits=assign_splits(5, fractions, "d:0"))
+    manifest = assemble(video_jobs, tmp_path, job_splits=assign_splits(5, fractions, "d", 0))
     assert [(s.name, s.file, s.num_jobs) for s in manifest.splits] == [
         ("test", "annotations.test.coco.json", 1),
         ("train", "annotations.train.coco.json", 3),
@@ -101,9 +101,10 @@ def test_splits_hold_whole_videos_and_are_listed(video_jobs: list, tmp_path: Pat
 
 def test_split_assignment_is_by_job_and_repeatable() -> None:
     fractions = {"train": 0.7, "val": 0.2, "test": 0.1}
-    first = assign_splits(101, fractions, "shapes:0")
-    assert first == assign_splits(101, fractions, "shapes:0")
-    assert first != assign_splits(101, fractions, "other:0")
+    first = assign_splits(101, fractions, "shapes", 0)
+    assert first == assign_splits(101, fractions, "shapes", 0)
+    assert first != assign_splits(101, fractions, "other", 0)
+    assert first != assign_splits(101, fractions, "shapes", 1)
     assert {name: first.count(name) for name in fractions} == {"train": 71, "val": 20, "test": 10}
 
 

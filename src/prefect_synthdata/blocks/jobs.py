@@ -30,6 +30,7 @@ from prefect_synthdata import batches, events
 from prefect_synthdata.blocks.credentials import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import Provider, ProviderConfig
@@ -111,6 +112,8 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
             generator=self.batch.generator,
             batch_id=self.batch.batch_id,
             is_preview=self.batch.is_preview,
+            quality=self.job.quality,
+            job_splits=assign_splits(len(job_dirs), self.job.splits, self.job.name, self.job.seed),
         )
         if self.job.dest is None:
             return published_dataset(manifest, str(root / "dataset"), 0)

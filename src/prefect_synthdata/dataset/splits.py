@@ -5,7 +5,7 @@ fractions (largest remainders get the leftover jobs), so a re-run of one request
 gives the same splits and every split gets its share of jobs.
 
 Example:
-    >>> assign_splits(10, {"train": 0.8, "val": 0.1, "test": 0.1}, "demo:0").count("train")
+    >>> assign_splits(10, {"train": 0.8, "val": 0.1, "test": 0.1}, "demo", 0).count("train")
     8
 """
 
@@ -28,8 +28,9 @@ def check_fractions(fractions: dict[str, float]) -> list[str]:
     return problems
 
 
-def assign_splits(num_jobs: int, fractions: dict[str, float], key: str) -> list[str]:
-    """The split of each job position, in order (empty without fractions); every job gets one."""
+def assign_splits(num_jobs: int, fractions: dict[str, float], dataset: str, seed: int) -> list[str]:
+    """The split of each job position of dataset `dataset` made with `seed`, in order
+    (empty without fractions); every job gets one."""
     if not fractions:
         return []
     quotas = {name: num_jobs * fraction for name, fraction in fractions.items()}
@@ -39,7 +40,7 @@ def assign_splits(num_jobs: int, fractions: dict[str, float], key: str) -> list[
         counts[name] += 1
     labels = [name for name in fractions for _ in range(counts[name])]
     order = list(range(num_jobs))
-    random.Random(f"splits:{key}").shuffle(order)
+    random.Random(f"splits:{dataset}:{seed}").shuffle(order)
     assigned = [""] * num_jobs
     for position, label in zip(order, labels, strict=True):
         assigned[position] = label
