@@ -158,3 +158,32 @@ def test_randomize_samples_within_bounds(provider: LocalProvider) -> None:
             if opts.choices:
                 assert value in opts.choices
     assert len({job["num_objects"] for job in request.jobs}) > 1
+
+
+@pytest.mark.parametrize("generator", ["shapes", "tabletop"])
+def test_a_randomized_request_labels_every_visible_object(
+    provider: LocalProvider, generator: str
+) -> None:
+    """Randomize draws scenes, never the label filters, frame counts or image size."""
+    from prefect_synthdata.engine.annotate import instance_annotations
+    from prefect_synthdata.engine.generators import get_generator
+
+    request = batches.prepare_request(
+        provider, generator, [{}] * 6, False, "randomized", seed=5, randomize=True
+    )
+    gen = get_generator(generator)
+    defaults = gen.spec.defaults()
+    visible = labelled = 0
+    for job in request.jobs:
+        for name in ("width", "height", "frames", "min_visible_pixels", "min_visibility"):
+            assert job[name] == defaults[name]
+        for frame in gen.render_frames(job, is_preview=False):
+            anns = instance_annotations(frame.iseg, frame.instances, 16, 0.1)  # the defaults
+            kept = {a["iseg_id"] for a in anns if a["iscrowd"] == 0}
+            for instance_id, instance in frame.instances.items():
+                pixels = int((frame.iseg == instance_id).sum())
+                if pixels >= 16 and pixels / instance.pixels >= 0.1:
+                    visible += 1
+                    assert instance_id in kept
+            labelled += len(kept)
+    assert labelled == visible > 6

@@ -24,7 +24,10 @@ def test_generators_json_lists_generator_objects(capsys: pytest.CaptureFixture[s
         "type": "int",
         "default_value": 512,
         "options": {"min": 32, "max": 2048},
+        "sample": False,  # never randomized
     }
+    power = next(p for p in shapes["params"] if p["name"] == "light_power")
+    assert power["sample"] == {"min": 0.6, "max": 1.4}  # a range inside the bounds
     assert shapes["options"] == {"preview": True}
 
 

@@ -30,6 +30,7 @@ from prefect.artifacts import (
 )
 
 from prefect_synthdata.dataset.manifest import MANIFEST, DatasetManifest
+from prefect_synthdata.dataset.report import report_markdown
 from prefect_synthdata.models import BatchRef, BatchStatus, batch_label
 
 MAX_TABLE_ROWS = 1000
@@ -121,6 +122,16 @@ def dataset_link(dataset: DatasetManifest, url: str | None) -> UUID:
         link_text=f"{dataset.name} {dataset.version}: {MANIFEST}",
         key=key,
         description=text,
+    )
+
+
+def dataset_report(dataset: DatasetManifest, folder: Path) -> UUID:
+    """A markdown artifact showing the published dataset: samples, class counts, histograms."""
+    return call_sync(
+        create_markdown_artifact,
+        report_markdown(folder, f"{dataset.name} {dataset.version}"),
+        key=artifact_key("report", dataset.name),
+        description=f"Report of dataset `{dataset.name}` version `{dataset.version}`",
     )
 
 

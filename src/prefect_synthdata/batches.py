@@ -57,15 +57,17 @@ def prepare_request(
     """Fill in per-job seeds, validate, and key the request.
 
     Each job that leaves the generator's `seed` parameter out gets one drawn from
-    `(seed, job index)`, so jobs differ and re-runs repeat. With `randomize`, every
-    other unspecified parameter is sampled too (the Infinity rules). Raises
-    UnknownGeneratorError or ParameterValidationError before anything is submitted.
+    `(label, seed, job index)`: the label is the dataset's name, so jobs differ, re-runs
+    of one request repeat, and datasets of different names share no scene. With
+    `randomize`, every other unspecified parameter is drawn from its sampling range
+    (`params.sample_unspecified`). Raises UnknownGeneratorError or
+    ParameterValidationError before anything is submitted.
     """
     spec = provider.describe(generator)
     has_seed = any(p.name == "seed" for p in spec.params)
     filled = []
     for index, job in enumerate(jobs):
-        rng = random.Random(f"{seed}:{index}")
+        rng = random.Random(f"{label}:{seed}:{index}")
         values = dict(job)
         if has_seed and "seed" not in values and values.get("state") is None:
             values["seed"] = rng.randint(0, 2**31 - 1)

@@ -112,3 +112,7 @@ class GeneratorContractError(SynthDataError):
 
     def __str__(self) -> str:
         return f"generator {self.generator!r} is unusable: {self.reason}"
+
+
+class DatasetQualityError(SynthDataError):
+    """An assembled dataset is unusable for training (no labels, too many unlabelled objects)."""

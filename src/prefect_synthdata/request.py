@@ -21,12 +21,16 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from prefect_synthdata import batches
+from prefect_synthdata.dataset.quality import QualityGate
+from prefect_synthdata.dataset.splits import check_fractions
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider
 from prefect_synthdata.settings import SynthDataSettings
@@ -87,6 +91,23 @@ class GenerationSpec(BaseModel):
         description="Dataset version. Empty: derived from the request (same request, same version).",
         json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
+    splits: dict[str, float] = Field(
+        default_factory=dict,
+        description="Split fractions by name, e.g. {'train': 0.8, 'val': 0.1, 'test': 0.1}: "
+        "assigned by job (a video never spans two splits), one COCO file each.",
+    )
+    quality: QualityGate = Field(
+        default_factory=QualityGate,
+        description="What a dataset must meet to be published (labels, unlabelled share).",
+    )
+
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, splits: dict[str, float]) -> dict[str, float]:
+        problems = check_fractions(splits)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return splits
 
     def jobs(self) -> list[dict[str, Any]]:
         """The per-job parameter dicts this request asks for."""
@@ -113,8 +134,12 @@ class GenerationSpec(BaseModel):
         )
 
     def dataset_version(self, request: BatchRequest) -> str:
-        """The version the dataset is published under: explicit, else derived from the batch key."""
-        return self.version or request.key[:12]
+        """The version the dataset is published under: explicit, else derived from the batch key
+        (and the splits, which change the published files)."""
+        if self.version or not self.splits:
+            return self.version or request.key[:12]
+        splits = json.dumps(self.splits, sort_keys=True)
+        return hashlib.sha256(f"{request.key}:{splits}".encode()).hexdigest()[:12]
 
 
 class WaitSettings(BaseModel):

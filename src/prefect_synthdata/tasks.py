@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.quality import QualityGate
+from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, SynthDataError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -127,11 +129,14 @@ def download_batch(
 
 
 class DatasetInfo(BaseModel):
-    """Names a dataset gets when it is assembled."""
+    """Names a dataset gets when it is assembled, its splits and the gate it must pass."""
 
     name: str
     version: str
     provider: str
+    splits: dict[str, float] = {}
+    seed: int = 0
+    quality: QualityGate | None = None
 
 
 @task(name="build_dataset", cache_policy=NO_CACHE)
@@ -148,6 +153,8 @@ def build_dataset(
         generator=batch.generator,
         batch_id=batch.batch_id,
         is_preview=batch.is_preview,
+        quality=info.quality,
+        job_splits=assign_splits(len(job_dirs), info.splits, info.name, info.seed),
     )
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",
@@ -202,8 +209,9 @@ def publish_dataset(
 ) -> DatasetManifest:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
-    Emits `prefect-synthdata.dataset.published` and records a link to the dataset and a
-    summary of the run as artifacts.
+    Emits `prefect-synthdata.dataset.published` and records as artifacts a link to the
+    dataset, a summary of the run and a report of the dataset (samples, class counts,
+    histograms).
     """
     store = open_destination(dest, storage)
     result = publish(store, folder, manifest)
@@ -216,5 +224,6 @@ def publish_dataset(
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
+    artifacts.dataset_report(dataset, folder)
     events.emit_dataset_published(dataset)
     return dataset

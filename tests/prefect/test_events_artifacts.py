@@ -109,5 +109,8 @@ def test_generate_run_emits_events_and_records_artifacts(tmp_path: Path) -> None
     assert f"`{dataset.uri}`" in where and "file://" not in where and "](" not in where
     summary = by_key["summary-events-demo"]
     assert f"| Images | {dataset.num_images} |" in summary.data and dataset.uri in summary.data
+    report = by_key["report-events-demo"].data  # every published dataset gets its report
+    assert report.startswith(f"# Dataset report: events-demo {dataset.version}")
+    assert "![samples](data:image/png;base64," in report and "## Objects per class" in report
 
     assert logs and parameters["request"]["credentials"] == "local"

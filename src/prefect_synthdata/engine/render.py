@@ -11,7 +11,7 @@ This is the per-job result layout every provider hands to the dataset builder:
 
 `labels.json` images carry `frame_number`, the map file names and `metadata`
 (camera, lighting, seed); annotations carry `track_id` (stable across a video's
-frames, MOT-style), `instance_id` (the value in the iseg map) and `visibility`.
+frames, MOT-style), `iseg_id` (the value in the iseg map) and `visibility`.
 Nothing time-dependent is written, so a job renders to the same bytes every time.
 Each frame is checked against the generator contract (`contract.check_frame`) before
 anything of it is written; a broken frame fails the job with GeneratorContractError.

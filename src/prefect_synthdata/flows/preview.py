@@ -122,7 +122,8 @@ def preview_frames(
     names = {c["id"]: c["name"] for c in coco["categories"]}
     boxes: dict[int, list[tuple[list[float], str]]] = {image["id"]: [] for image in coco["images"]}
     for ann in coco["annotations"]:
-        boxes[ann["image_id"]].append((ann["bbox"], names[ann["category_id"]]))
+        if not ann.get("iscrowd"):  # ignore regions are not objects
+            boxes[ann["image_id"]].append((ann["bbox"], names[ann["category_id"]]))
     frames = []
     for index, image in enumerate(coco["images"]):
         found = boxes[image["id"]]

@@ -201,6 +201,7 @@ def sim_spec(sim: dict[str, Any]) -> GeneratorSpec:
                 default_value=kw.get("default", kw.get("default_value")),
                 options=ParamOptions(**options),
                 description=str(kw.get("description") or ""),
+                sample=kw.get("sample"),
             )
         )
     return GeneratorSpec(
