@@ -197,8 +197,10 @@ def _start_prefect_api(display: RunDisplay) -> float:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", API_STARTUP_TIMEOUT)
     with display.waiting("Loading Prefect ...") as update:
         from prefect.client.orchestration import get_client
+        from prefect.logging.configuration import ensure_logging_setup
         from prefect.settings import PREFECT_API_URL
 
+        ensure_logging_setup()
         display.attach_logs()
         url = PREFECT_API_URL.value()
         update(

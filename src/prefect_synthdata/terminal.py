@@ -144,7 +144,7 @@ class RunDisplay:
 
     def note(self, text: str) -> None:
         """One line of information."""
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def waiting(self, text: str) -> Iterator[Callable[[str], None]]:
