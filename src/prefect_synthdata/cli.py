@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
@@ -31,12 +31,9 @@ from prefect_synthdata.params import GeneratorSpec
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.request import GenerationSpec
 from prefect_synthdata.storage.options import StoreOptions
-from prefect_synthdata.terminal import (
-    RunDisplay,
-    RunSummary,
-    format_bytes,
-    format_number,
-)
+
+if TYPE_CHECKING:  # the display (rich) loads only once a run starts
+    from prefect_synthdata.terminal import RunDisplay
 
 #: Upper bound of `--jobs`, the same as the request's.
 MAX_JOBS = GenerationSpec.model_fields["num_jobs"].metadata[1].le
@@ -159,6 +156,8 @@ def _store_options(args: argparse.Namespace) -> StoreOptions:
 
 
 def _format_spec(spec: GeneratorSpec) -> str:
+    from prefect_synthdata.terminal import format_number
+
     lines = [
         f"{spec.name} (v{spec.version}, preview: {'yes' if spec.preview else 'no'}): {spec.description}"
     ]
@@ -240,6 +239,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     storage = _store_options(args)
     preflight.check_generate(generation, provider, args.dest, storage)
 
+    from prefect_synthdata.terminal import RunDisplay, RunSummary
+
     display = RunDisplay()
     with display:
         api_seconds = _start_prefect_api(display)
@@ -297,6 +298,7 @@ def _published_size(dest: str, storage: StoreOptions, name: str, version: str) -
 def cmd_datasets_ls(args: argparse.Namespace) -> int:
     from prefect_synthdata.destinations import open_destination
     from prefect_synthdata.storage.catalog import list_versions
+    from prefect_synthdata.terminal import format_bytes
 
     rows = list_versions(open_destination(args.dest, _store_options(args)))
     if args.json:
