@@ -20,6 +20,7 @@ uncounted run creates and migrates (that is what "warm" means here).
 
     python benchmarks/bench_cli_startup.py                 # 3 repeats
     python benchmarks/bench_cli_startup.py --repeats 1     # a quick look
+    python benchmarks/bench_cli_startup.py --part typo     # only the time-to-error
 """
 
 from __future__ import annotations
@@ -167,48 +168,57 @@ def main_job(work: Path, env: dict[str, str], tag: str) -> tuple[float, dict[str
     return whole, phases
 
 
+def report_time_to_error(work: Path, prefect_home: Path, repeats: int) -> None:
+    errors = time_to_error(work, prefect_home, repeats)
+    print("time-to-error of `synthdata generate --param widht=256` (median of "
+          f"{repeats}):")  # fmt: skip
+    for name, values in errors.items():
+        print(
+            f"  {name:<22} {median(values):6.2f} s   (runs: {', '.join(f'{v:.1f}' for v in values)})"
+        )
+    ours, old = errors["this CLI"], errors[f"CLI of {BASELINE}"]
+    print(f"  speed-up               {median(old) / median(ours):6.1f}x")
+
+
+def report_main_job(work: Path, env: dict[str, str], prefect_home: Path, repeats: int) -> None:
+    results: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    with running_server(prefect_home) as (url, server_seconds):
+        variants = {
+            "temporary API": env,
+            "temporary API, lean": {**env, **LEAN},
+            "running server": {**env, "PREFECT_API_URL": url},
+        }
+        for repeat in range(repeats):
+            for name, variant_env in variants.items():
+                results.setdefault(name, []).append(
+                    main_job(work, variant_env, f"{name.replace(' ', '-')}-{repeat}")
+                )
+    print(f"\nmain job, 4 jobs of 'shapes' at 512x512 (median of {repeats}); "
+          f"`prefect server start` took {server_seconds:.1f} s once:")  # fmt: skip
+    steps = ["import", "api", "flow", "exit and interpreter"]
+    print(f"  {'Prefect API':<22} {'whole job':>9} | {'import':>7} {'API ready':>9} "
+          f"{'flow run':>8} {'exit':>6}")  # fmt: skip
+    for name, runs in results.items():
+        whole = median([w for w, _ in runs])
+        split = [median([p[step] for _, p in runs]) for step in steps]
+        print(f"  {name:<22} {whole:8.1f}s | " + " ".join(
+            f"{v:{w}.1f}s" for v, w in zip(split, (6, 8, 7, 5), strict=True)))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--part", choices=["all", "typo", "main"], default="all")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     prefect_home = work / "prefect-home"
     try:
         env = base_env(prefect_home)
         main_job(work, env, "warm-up")  # creates and migrates the benchmark's Prefect database
-
-        errors = time_to_error(work, prefect_home, args.repeats)
-        print("time-to-error of `synthdata generate --param widht=256` (median of "
-              f"{args.repeats}):")  # fmt: skip
-        for name, values in errors.items():
-            print(
-                f"  {name:<22} {median(values):6.2f} s   (runs: {', '.join(f'{v:.1f}' for v in values)})"
-            )
-        ours, old = errors["this CLI"], errors[f"CLI of {BASELINE}"]
-        print(f"  speed-up               {median(old) / median(ours):6.1f}x")
-
-        results: dict[str, list[tuple[float, dict[str, float]]]] = {}
-        with running_server(prefect_home) as (url, server_seconds):
-            variants = {
-                "temporary API": env,
-                "temporary API, lean": {**env, **LEAN},
-                "running server": {**env, "PREFECT_API_URL": url},
-            }
-            for repeat in range(args.repeats):
-                for name, variant_env in variants.items():
-                    results.setdefault(name, []).append(
-                        main_job(work, variant_env, f"{name.replace(' ', '-')}-{repeat}")
-                    )
-        print(f"\nmain job, 4 jobs of 'shapes' at 512x512 (median of {args.repeats}); "
-              f"`prefect server start` took {server_seconds:.1f} s once:")  # fmt: skip
-        steps = ["import", "api", "flow", "exit and interpreter"]
-        print(f"  {'Prefect API':<22} {'whole job':>9} | {'import':>7} {'API ready':>9} "
-              f"{'flow run':>8} {'exit':>6}")  # fmt: skip
-        for name, runs in results.items():
-            whole = median([w for w, _ in runs])
-            split = [median([p[step] for _, p in runs]) for step in steps]
-            print(f"  {name:<22} {whole:8.1f}s | " + " ".join(
-                f"{v:{w}.1f}s" for v, w in zip(split, (6, 8, 7, 5), strict=True)))  # fmt: skip
+        if args.part != "main":
+            report_time_to_error(work, prefect_home, args.repeats)
+        if args.part != "typo":
+            report_main_job(work, env, prefect_home, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

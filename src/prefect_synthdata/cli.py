@@ -351,7 +351,7 @@ GENERATE_EXAMPLES = """examples:
   synthdata generate --jobs 8 --param width=256 --param height=256 --name shapes-256
   synthdata generate --generator tabletop --randomize --seed 7 --dest s3://bucket/datasets
   synthdata generate --provider infinity --url http://127.0.0.1:8080 --token $TOKEN
-  synthdata generate --credentials-block infinity-credentials/prod --jobs 100
+  synthdata generate --credentials-block synthdata-infinity-credentials/prod --jobs 100
 
 Bad input (generator, parameters, name, destination, credentials) is reported before
 Prefect starts, with exit status 2. Without PREFECT_API_URL, Prefect starts a temporary
@@ -397,8 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--credentials-block",
         metavar="TYPE/NAME",
-        help="saved credentials block (e.g. infinity-credentials/prod) used instead of "
-        "--provider, --url and --token (default: $SYNTHDATA_CREDENTIALS_BLOCK, else none)",
+        help="saved credentials block (e.g. synthdata-infinity-credentials/prod, or a bare "
+        "block name) used instead of --provider, --url and --token, so no token is typed "
+        "(default: $SYNTHDATA_CREDENTIALS_BLOCK, else none)",
     )
     job = generate.add_argument_group("jobs")
     job.add_argument(
