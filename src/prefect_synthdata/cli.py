@@ -36,7 +36,9 @@ if TYPE_CHECKING:  # the display (rich) loads only once a run starts
     from prefect_synthdata.terminal import RunDisplay
 
 #: Upper bound of `--jobs`, the same as the request's.
-MAX_JOBS = GenerationSpec.model_fields["num_jobs"].metadata[1].le
+MAX_JOBS: int = next(
+    bound.le for bound in GenerationSpec.model_fields["num_jobs"].metadata if hasattr(bound, "le")
+)
 #: Seconds the temporary Prefect API may take to start (Prefect's own default is 20, too
 #: little on a busy machine); PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides it.
 API_STARTUP_TIMEOUT = "120"
