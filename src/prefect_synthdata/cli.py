@@ -15,11 +15,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from prefect_synthdata.exceptions import ConfigurationError, SynthDataError
 from prefect_synthdata.params import GeneratorSpec
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.request import GenerationSpec
+from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage.options import StoreOptions
 
 if TYPE_CHECKING:  # the display (rich) loads only once a run starts
@@ -96,24 +98,27 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _add_provider_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("provider")
+    group = parser.add_argument_group(
+        "provider (default: $SYNTHDATA_CREDENTIALS_BLOCK, else $SYNTHDATA_PROVIDER, else local)"
+    )
     group.add_argument(
         "--provider",
         choices=["local", "infinity", "zpy"],
-        default="local",
+        default=None,
         help="generation service: the embedded engine, or an Infinity or zpy server",
     )
     group.add_argument("--url", help="server URL of an HTTP provider (default: none)")
     group.add_argument("--token", help="API token of an HTTP provider (default: $SYNTHDATA_TOKEN)")
     group.add_argument("--project", help="zpy project id (default: the token's first project)")
-    group.add_argument(
-        "--state-dir",
-        help="state directory of the local provider (default: $SYNTHDATA_HOME/local)",
-    )
 
 
-def _provider_config(args: argparse.Namespace) -> ProviderConfig:
-    token = args.token or os.environ.get("SYNTHDATA_TOKEN")
+def _explicit_provider(
+    args: argparse.Namespace, settings: SynthDataSettings
+) -> ProviderConfig | None:
+    """The provider the flags name, or None when `--provider` is not given (the environment decides)."""
+    if args.provider is None:
+        return None
+    token = args.token or (settings.token.get_secret_value() if settings.token else None)
     if args.provider != "local" and not (args.url and token):
         raise ConfigurationError(
             f"--provider {args.provider} needs --url and --token (or $SYNTHDATA_TOKEN)"
@@ -123,7 +128,6 @@ def _provider_config(args: argparse.Namespace) -> ProviderConfig:
         url=args.url,
         token=SecretStr(token) if token else None,
         project=args.project,
-        state_dir=args.state_dir,
     )
 
 
@@ -180,7 +184,15 @@ def _format_spec(spec: GeneratorSpec) -> str:
 
 
 def cmd_generators(args: argparse.Namespace) -> int:
-    specs = _provider_config(args).create().list_generators()
+    settings = SynthDataSettings()
+    explicit = _explicit_provider(args, settings)  # flag errors before Prefect is imported
+    if explicit is None and settings.credentials_block is None:
+        provider = ProviderConfig.from_settings(settings)
+    else:
+        from prefect_synthdata.blocks.credentials import resolve_provider
+
+        provider = resolve_provider(explicit, None, settings)
+    specs = provider.create().list_generators()
     if args.json:
         print(json.dumps([s.to_api() for s in specs], indent=2))
     else:
@@ -227,6 +239,7 @@ def _start_prefect_api(display: RunDisplay) -> float:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    settings = SynthDataSettings()
     generation = GenerationSpec(
         generator=args.generator,
         num_jobs=args.jobs,
@@ -237,26 +250,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
         name=args.name,
         version=args.version,
     )
-    provider = None if args.credentials_block else _provider_config(args)
+    explicit = _explicit_provider(args, settings)
+    if explicit is not None and args.credentials_block:
+        raise ConfigurationError("give --provider or --credentials-block, not both")
+    # A credentials block can only be read through the Prefect API: its provider checks the
+    # generator and the jobs once the API is up.
+    from_block = args.credentials_block or (explicit is None and settings.credentials_block)
+    provider = None if from_block else explicit or ProviderConfig.from_settings(settings)
+    dest = args.dest or settings.dest
     storage = _store_options(args)
-    preflight.check_generate(generation, provider, args.dest, storage)
+    preflight.check_generate(generation, provider, dest, storage)
 
     from prefect_synthdata.terminal import RunDisplay, RunSummary
 
     display = RunDisplay()
     with display:
         api_seconds = _start_prefect_api(display)
-        if args.credentials_block:  # only now can the block's provider check the jobs
-            preflight.check_jobs(_block_provider(args.credentials_block), generation)
+        from prefect_synthdata.blocks.credentials import resolve_provider
         from prefect_synthdata.flows import GenerateRequest, generate_dataset
         from prefect_synthdata.tasks import STATUS_LISTENERS
 
+        credentials = _credentials(explicit, args.credentials_block)
+        if provider is None:
+            with _block_errors():
+                preflight.check_jobs(resolve_provider(credentials, None, settings), generation)
         request = GenerateRequest(
-            **generation.model_dump(),
-            provider=provider or ProviderConfig(),
-            credentials_block=args.credentials_block,
-            dest=args.dest,
-            storage=storage,
+            **generation.model_dump(), credentials=credentials, dest=dest, storage=storage
         )
         STATUS_LISTENERS.append(display.on_status)
         try:
@@ -270,7 +289,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             images=manifest.num_images,
             annotations=manifest.num_annotations,
             categories=manifest.categories,
-            size=_published_size(args.dest, storage, manifest.name, manifest.version),
+            size=_published_size(dest, storage, manifest.name, manifest.version),
             seconds=time.perf_counter() - started,
             api_seconds=api_seconds,
         )
@@ -279,14 +298,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _block_provider(name: str) -> ProviderConfig:
-    """The provider of a saved credentials block (needs the Prefect API)."""
+@contextlib.contextmanager
+def _block_errors() -> Iterator[None]:
+    """Prefect's ValueError for a block that is not saved, as a ConfigurationError."""
+    try:
+        yield
+    except ValidationError:
+        raise
+    except ValueError as exc:  # "Unable to find block document named ..."
+        raise ConfigurationError(f"cannot load the credentials block: {exc}") from exc
+
+
+def _credentials(explicit: ProviderConfig | None, block_name: str | None) -> Any:
+    """The generate flow's `credentials`: from the flags, the named saved block (read through
+    the Prefect API), or None (the environment decides, in the flow)."""
+    from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
     from prefect_synthdata.blocks.credentials import load_credentials
 
-    try:
-        return load_credentials(name).provider_config()
-    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
-        raise ConfigurationError(f"cannot load credentials block {name!r}: {exc}") from exc
+    if block_name:
+        with _block_errors():
+            return load_credentials(block_name)
+    if explicit is None:
+        return None
+    if explicit.kind == "local":
+        return "local"
+    assert explicit.url is not None and explicit.token is not None
+    if explicit.kind == "infinity":
+        return InfinityCredentials(url=explicit.url, token=explicit.token)
+    return ZpyCredentials(url=explicit.url, token=explicit.token, project=explicit.project)
 
 
 def _published_size(dest: str, storage: StoreOptions, name: str, version: str) -> int:
@@ -401,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE/NAME",
         help="saved credentials block (e.g. synthdata-infinity-credentials/prod, or a bare "
         "block name) used instead of --provider, --url and --token, so no token is typed "
-        "(default: $SYNTHDATA_CREDENTIALS_BLOCK, else none)",
+        "(default: $SYNTHDATA_CREDENTIALS_BLOCK unless --provider is given)",
     )
     job = generate.add_argument_group("jobs")
     job.add_argument(
@@ -508,14 +547,6 @@ def _error_message(exc: Exception) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `synthdata` console script."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "dest", "") is None or getattr(args, "credentials_block", "") is None:
-        from prefect_synthdata.settings import SynthDataSettings
-
-        settings = SynthDataSettings()
-        if getattr(args, "dest", "") is None:
-            args.dest = settings.dest
-        if getattr(args, "credentials_block", "") is None:
-            args.credentials_block = settings.credentials_block
     try:
         return int(args.run(args))
     except (SynthDataError, ValidationError) as exc:
