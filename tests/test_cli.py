@@ -280,3 +280,23 @@ def test_explicit_local_provider_wins_over_the_environment_block(
     # without --provider the environment's block applies (nothing listens on its port)
     assert main([*args, "--dest", str(tmp_path), "--name", "env-block"]) == 2
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_readme_bad_input_examples_print_what_the_readme_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each `$ synthdata ...` of the README's bad-input example, run as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = readme[readme.index("Bad input is answered before Prefect") :]
+    block = text[text.index("```\n") + 4 : text.index("\n```", text.index("```\n") + 4)]
+    examples: list[list[str]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            examples.append([line[2:]])
+        else:
+            examples[-1].append(line)
+    assert len(examples) == 2
+    monkeypatch.chdir(tmp_path)
+    for command, *expected in examples:
+        assert _exit_code(command.split()[1:]) == 2
+        assert capsys.readouterr().err.splitlines() == expected
