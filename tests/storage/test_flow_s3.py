@@ -142,7 +142,9 @@ def test_cli_generate_ls_and_fetch_on_s3(
     assert (tmp_path / "data" / "manifest.json").is_file()
 
     assert main(["datasets", "ls", dest, "--json", *endpoint]) == 0
-    assert json.loads(capsys.readouterr().out) == {"cli-demo": ["v1"]}
+    assert [(r["name"], r["version"]) for r in json.loads(capsys.readouterr().out)] == [
+        ("cli-demo", "v1")
+    ]
 
     assert main(["datasets", "ls", f"s3://no-such-bucket-{bucket[-8:]}", *endpoint]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -7,6 +7,7 @@ implement it; `storage.publish` holds the one publishing algorithm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +70,10 @@ class ObjectStore(Protocol):
 
     def delete_keys(self, keys: list[str]) -> None:
         """Remove these objects (absent ones are fine)."""
+        ...
+
+    def modified_at(self, key: str) -> datetime | None:
+        """When the object at `key` was last written (UTC), or None if absent."""
         ...
 
     def list_dirs(self, prefix: str) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -117,6 +118,10 @@ class LocalStore:
     def read_bytes(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
+
+    def modified_at(self, key: str) -> datetime | None:
+        path = self._path(key)
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
 
     def list_dirs(self, prefix: str) -> list[str]:
         path = self._path(prefix) if prefix else self.root

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
@@ -360,6 +361,11 @@ class S3Store:
                 if _error_code(exc) in ("NoSuchKey", "404"):
                     return None
                 raise
+
+    def modified_at(self, key: str) -> datetime | None:
+        with self._errors(f"cannot inspect {self.uri(key)}"):
+            head = self._head(key)
+        return None if head is None else head["LastModified"]
 
     def list_dirs(self, prefix: str) -> list[str]:
         root = self._key(prefix)
