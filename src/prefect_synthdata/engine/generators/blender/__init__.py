@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
-from prefect_synthdata.engine.generators.base import Frame, Generator, Instance, param
+from prefect_synthdata.engine.generators.base import (
+    Frame,
+    Generator,
+    Instance,
+    between,
+    choices,
+    param,
+)
 from prefect_synthdata.params import GeneratorSpec
 
 SHAPES = ["cube", "sphere", "cylinder", "cone", "torus", "monkey", "rock"]
@@ -53,14 +60,15 @@ SPEC = GeneratorSpec(
     "rendered by Blender Cycles (CPU) with OpenImageDenoise; exact ground truth from its passes.",
     preview=True,
     params=[
-        param("width", "int", 256, "Image width in pixels.", min=32, max=2048),
-        param("height", "int", 256, "Image height in pixels.", min=32, max=2048),
-        param("num_objects", "int", 6, "Objects per scene.", min=1, max=30),
+        param("width", "int", 256, "Image width in pixels.", False, min=32, max=2048),
+        param("height", "int", 256, "Image height in pixels.", False, min=32, max=2048),
+        param("num_objects", "int", 6, "Objects per scene.", between(2, 12), min=1, max=30),
         param(
             "scene",
             "str",
             "tabletop",
             "Objects on a table, or in a bin.",
+            choices("tabletop", "bin"),
             choices=["tabletop", "bin"],
         ),
         param(
@@ -68,21 +76,24 @@ SPEC = GeneratorSpec(
             "str",
             "random",
             "Environment map shipped with Blender, 'random', or 'none' (a plain sky).",
+            choices("random", *HDRIS),
             choices=["random", "none", *HDRIS],
         ),
-        param("samples", "int", 16, "Cycles samples per pixel.", min=1, max=4096),
+        param("samples", "int", 16, "Cycles samples per pixel.", False, min=1, max=4096),
         param(
             "denoise",
             "bool",
             False,
             "Denoise with OpenImageDenoise (cleaner at few samples, but its RGB is not"
             " bit-reproducible: a few values per frame may differ by one level between runs).",
+            False,
         ),
         param(
             "frames",
             "int",
             1,
             "Frames per job (video when > 1); previews render one.",
+            False,
             min=1,
             max=600,
         ),
@@ -91,6 +102,7 @@ SPEC = GeneratorSpec(
             "float",
             0.02,
             "Object speed in videos, fraction of a grid cell per frame.",
+            between(0.0, 0.05),
             min=0.0,
             max=0.2,
         ),
@@ -99,6 +111,7 @@ SPEC = GeneratorSpec(
             "float",
             0.0,
             "Camera orbit speed in videos, degrees per frame.",
+            between(0.0, 2.0),
             min=0.0,
             max=10.0,
         ),
@@ -107,6 +120,7 @@ SPEC = GeneratorSpec(
             "int",
             16,
             "Drop instances with fewer visible pixels.",
+            False,
             min=1,
             max=100000,
         ),
@@ -115,15 +129,17 @@ SPEC = GeneratorSpec(
             "float",
             0.0,
             "Unused here (visibility is always 1.0).",
+            False,
             min=0.0,
             max=1.0,
         ),
-        param("seed", "int", 0, "Random seed of the scene.", min=0, max=2**31 - 1),
+        param("seed", "int", 0, "Random seed of the scene.", False, min=0, max=2**31 - 1),
         param(
             "state",
             "uuid",
             None,
             "Re-render this earlier job's parameters, with this job's values as overrides.",
+            False,
         ),
     ],
 )
