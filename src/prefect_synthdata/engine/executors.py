@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prefect_synthdata.engine.allocator import tune_allocator
+from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.render import render_job
 
 
@@ -78,6 +79,19 @@ class Executor(Protocol):
         ...
 
 
+def default_workers() -> int:
+    """Render processes to run: one per core this process may use.
+
+    Example:
+        >>> default_workers() >= 1
+        True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def renderer_id() -> str:
     """`host:pid` of this process, recorded with each job it renders."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -101,8 +115,9 @@ def render_into(job: RenderJob) -> str:
     return me
 
 
-def _start_render_worker(parent: int) -> None:
-    """Render-process initializer: tune the allocator, and end the process with `parent`.
+def _start_render_worker(parent: int, workers: int) -> None:
+    """Render-process initializer: tune the allocator, take a 1/`workers` share of the
+    cores for renderers with threads (`SYNTHDATA_RENDER_THREADS`), end with `parent`.
 
     A pool's workers outlive a parent killed with SIGKILL: each holds both ends of the
     task queue, so it never sees the queue close and waits forever. A daemon thread
@@ -111,6 +126,7 @@ def _start_render_worker(parent: int) -> None:
     not read here: a parent killed while this process was starting is already gone.
     """
     tune_allocator()
+    os.environ[RENDER_THREADS_ENV] = str(max(1, default_workers() // workers))
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -137,7 +153,7 @@ class ProcessPool:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_render_worker,
-                    initargs=(os.getpid(),),
+                    initargs=(os.getpid(), self.workers),
                 )
             future = self._pool.submit(render_into, job)
             self._futures[job.job_id], self._jobs[job.job_id] = future, job

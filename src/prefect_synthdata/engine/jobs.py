@@ -30,25 +30,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect_synthdata.engine.executors import Executor, ProcessPool, RenderJob, WorkerLost
+from prefect_synthdata.engine.executors import (
+    Executor,
+    ProcessPool,
+    RenderJob,
+    WorkerLost,
+    default_workers,
+)
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
 
 MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed
-
-
-def default_workers() -> int:
-    """Render processes to run: one per core this process may use.
-
-    Example:
-        >>> default_workers() >= 1
-        True
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 SCHEMA = """

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, runtime
 from prefect.logging.loggers import flow_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from prefect_synthdata.batches import cancel_named_batch
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
@@ -28,6 +28,8 @@ from prefect_synthdata.settings import SynthDataSettings
 
 class GenerateRequest(RunSpec):
     """Everything a generate-and-publish run needs; the Prefect UI renders it as a form."""
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped field is refused, not ignored
 
     credentials: CredentialsReference = Field(
         default=None,
