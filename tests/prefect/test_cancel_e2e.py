@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from uuid import UUID
@@ -23,13 +21,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.states import Cancelling
 
-from tests.prefect.test_e2e_server import (  # noqa: F401 (server is a fixture)
-    DEPLOYMENTS,
-    ROOT,
-    _stop,
-    _wait_for_run,
-    server,
-)
+from tests.prefect.conftest import deployments_named, serving_deployments, wait_for_run
 from tests.reference_server import ServerProcess, run_reference_server
 from tests.server.conftest import Api, used_frames, wait_for
 
@@ -58,36 +50,25 @@ def alive(pid: int) -> bool:
 
 
 def test_cancelling_a_flow_run_cancels_its_batch(
-    server: dict[str, str],  # noqa: F811
-    tmp_path: Path,
+    prefect_server: dict[str, str], tmp_path: Path
 ) -> None:
     with run_reference_server(tmp_path / "srv", tokens=[TOKEN], quota=QUOTA) as service:
         env = {
-            **server,
+            **prefect_server,
             "SYNTHDATA_PROVIDER": "infinity",
             "SYNTHDATA_PROVIDER_URL": service.url,
             "SYNTHDATA_TOKEN": TOKEN,
             "SYNTHDATA_DEST": str(tmp_path / "datasets"),
         }
         log = tmp_path / "serve.log"
-        with open(log, "wb") as out:
-            runner = subprocess.Popen(
-                [sys.executable, str(DEPLOYMENTS / "serve.py")],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            asyncio.run(_cancel_then_rerun(server["PREFECT_API_URL"], service, log))
-        finally:
-            _stop(runner)
+        with serving_deployments(env, log):
+            asyncio.run(_cancel_then_rerun(prefect_server["PREFECT_API_URL"], service, log))
 
 
 async def _cancel_then_rerun(api_url: str, service: ServerProcess, log: Path) -> None:
     api = Api(service, TOKEN)
     async with PrefectClient(api=api_url) as client:
-        deployment = await _deployment(client, "generate-dataset/generate", 90)
+        deployment = (await deployments_named(client, {"generate"}, 90))["generate"]
         run = await client.create_flow_run_from_deployment(
             deployment, parameters={"request": REQUEST}
         )
@@ -96,7 +77,7 @@ async def _cancel_then_rerun(api_url: str, service: ServerProcess, log: Path) ->
 
         await client.set_flow_run_state(run.id, Cancelling(), force=True)
         started = time.monotonic()
-        cancelled = await _wait_for_run(client, run.id, 60)
+        cancelled = await wait_for_run(client, run.id, 60)
         assert cancelled.state is not None and cancelled.state.is_cancelled(), log.read_text()[
             -4000:
         ]
@@ -112,7 +93,7 @@ async def _cancel_then_rerun(api_url: str, service: ServerProcess, log: Path) ->
         rerun = await client.create_flow_run_from_deployment(
             deployment, parameters={"request": REQUEST}
         )
-        finished = await _wait_for_run(client, rerun.id, 180)
+        finished = await wait_for_run(client, rerun.id, 180)
         assert finished.state is not None and finished.state.is_completed(), log.read_text()[-4000:]
         batches = api.get("api/batch/").json()
         assert [b["cancelled"] for b in batches] == [True, False]  # a new batch, cancelled one kept
@@ -134,14 +115,3 @@ async def _logged(client: PrefectClient, run_id: UUID, text: str, timeout: float
             return True
         await asyncio.sleep(1)
     return False
-
-
-async def _deployment(client: PrefectClient, name: str, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return (await client.read_deployment_by_name(name)).id
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(1)
