@@ -32,7 +32,7 @@ from prefect.logging.loggers import get_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_synthdata import batches
-from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -163,7 +163,7 @@ def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Pa
     return dataset_dir, manifest
 
 
-def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> DatasetManifest:
+def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> PublishedDataset:
     """Publish the assembled dataset to the run's destination."""
     assert run.spec.dest is not None
     dataset = publish_dataset(run.spec.dest, dataset_dir, opaque_input(manifest), run.spec.storage)
@@ -171,7 +171,7 @@ def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> Data
     return dataset
 
 
-def finish_run(run: PreparedRun, batch: BatchRef) -> DatasetManifest:
+def finish_run(run: PreparedRun, batch: BatchRef) -> PublishedDataset:
     """Wait for a submitted run, then download, build and publish its dataset."""
     batch, _ = wait_for_run(run, batch)
     dataset_dir, manifest = build_run(run, batch, batch.job_ids)
@@ -180,7 +180,7 @@ def finish_run(run: PreparedRun, batch: BatchRef) -> DatasetManifest:
 
 def run_pipeline(
     spec: RunSpec, provider: ProviderConfig, settings: SynthDataSettings
-) -> DatasetManifest:
+) -> PublishedDataset:
     """Generate and publish one dataset: every step of the pipeline, in order."""
     (run,) = prepare_runs([spec], provider, settings)
     return finish_run(run, submit_run(run))

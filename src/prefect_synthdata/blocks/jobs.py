@@ -30,7 +30,7 @@ from prefect.context import FlowRunContext
 from pydantic import Field
 
 from prefect_synthdata.blocks.credentials import ProviderChoice, resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRef, BatchStatus
 from prefect_synthdata.pipeline import (
@@ -57,7 +57,7 @@ def _in_a_flow_run(name: str, step: Callable[[], T]) -> T:
     return as_flow(step)()
 
 
-class SynthDataJobRun(JobRun[DatasetManifest]):
+class SynthDataJobRun(JobRun[PublishedDataset]):
     """One submitted batch of a `SynthDataJob`: wait for it, then fetch its published dataset."""
 
     def __init__(self, job: SynthDataJob, run: PreparedRun, batch: BatchRef) -> None:
@@ -82,7 +82,7 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
         )
         return self.logger  # type: ignore[return-value]
 
-    async def fetch_result(self) -> DatasetManifest:
+    async def fetch_result(self) -> PublishedDataset:
         """Download every job, build the dataset and publish it; call after `wait_for_completion()`."""
         if self.status is None:
             raise ConfigurationError(
@@ -90,12 +90,12 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
             )
         return await asyncio.to_thread(_in_a_flow_run, "fetch", self._fetch)
 
-    def _fetch(self) -> DatasetManifest:
+    def _fetch(self) -> PublishedDataset:
         dataset_dir, manifest = build_run(self.run, self.batch, self.batch.job_ids)
         return publish_run(self.run, dataset_dir, manifest)
 
 
-class SynthDataJob(JobBlock[DatasetManifest], RunSpec):
+class SynthDataJob(JobBlock[PublishedDataset], RunSpec):
     """A saved synthetic-data generation run: service, generator, parameters and destination.
 
     `trigger()` submits its batch and returns a `SynthDataJobRun`. Triggering twice with the

@@ -15,7 +15,7 @@ from prefect import flow, runtime
 from pydantic import ConfigDict, Field
 
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.pipeline import run_pipeline, task_runner
 from prefect_synthdata.request import RunSpec
 from prefect_synthdata.settings import SynthDataSettings
@@ -39,7 +39,7 @@ class GenerateRequest(RunSpec):
     log_prints=False,
     task_runner=task_runner(),  # type: ignore[arg-type]
 )
-def generate_dataset(request: GenerateRequest) -> DatasetManifest:
+def generate_dataset(request: GenerateRequest) -> PublishedDataset:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
 
     Bad input (unknown generator, bad parameters, unusable destination, bad name)

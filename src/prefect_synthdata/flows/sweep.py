@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.blocks.credentials import resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.flows.generate import GenerateRequest
 from prefect_synthdata.params import GeneratorSpec
@@ -162,7 +162,7 @@ def combined_run(base: RunSpec, points: list[dict[str, Any]]) -> RunSpec:
     log_prints=False,
     task_runner=task_runner(),  # type: ignore[arg-type]
 )
-def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
+def sweep_datasets(request: SweepRequest) -> list[PublishedDataset]:
     """Run a parameter sweep and publish its dataset(s); returns one summary per published dataset.
 
     The whole sweep is validated (axes, every point's parameters, names, destination)
