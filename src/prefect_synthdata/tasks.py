@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
-from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.dataset.quality import QualityGate
 from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
@@ -165,23 +165,6 @@ def build_dataset(
     return manifest
 
 
-def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> DatasetManifest:
-    """What a flow reports about a dataset published at `uri`."""
-    return DatasetManifest(
-        uri=uri,
-        name=manifest.name,
-        version=manifest.version,
-        batch_id=manifest.batch_id,
-        generator=manifest.generator,
-        num_images=manifest.num_images,
-        num_annotations=manifest.num_annotations,
-        categories=manifest.categories,
-        manifest_sha256=manifest.sha256(),
-        content_sha256=manifest.content_sha256(),
-        files_uploaded=files_uploaded,
-    )
-
-
 def _browser_url(store: ObjectStore, uri: str) -> str | None:
     """An http(s) URL of the dataset a browser can open (S3 stores only)."""
     client = getattr(store, "client", None)  # S3Store's boto3 client
@@ -206,7 +189,7 @@ def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
 )
 def publish_dataset(
     dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
-) -> DatasetManifest:
+) -> PublishedDataset:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
     Emits `prefect-synthdata.dataset.published` and records as artifacts a link to the
@@ -221,7 +204,7 @@ def publish_dataset(
         result.files_uploaded,
         result.files_skipped,
     )
-    dataset = published_dataset(manifest, result.uri, result.files_uploaded)
+    dataset = PublishedDataset.from_manifest(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     artifacts.dataset_report(dataset, folder)
