@@ -8,13 +8,18 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import State
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 
@@ -65,6 +70,21 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError)
 
 
+#: Submit leases are spread over this many Prefect global concurrency limits (limit 1 each)
+#: by request key: a bounded set of limits, and unrelated requests rarely wait on each other.
+SUBMIT_LEASE_BUCKETS = 256
+
+
+@contextmanager
+def one_submitter(request_key: str) -> Iterator[None]:
+    """Hold the Prefect concurrency lease of this request key while the block runs."""
+    name = f"prefect-synthdata-submit-{int(request_key[:8], 16) % SUBMIT_LEASE_BUCKETS:03d}"
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    with concurrency(name, occupy=1, timeout_seconds=600, strict=True):
+        yield
+
+
 @task(
     name="submit_batch",
     retries=3,
@@ -74,8 +94,12 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     persist_result=True,
 )
 def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
-    """Submit a batch once per logical request: adopt an existing one with the same name."""
-    batch, adopted = batches.submit_idempotent(provider.create(), request)
+    """Submit a batch once per logical request: adopt an existing one with the same name.
+
+    Find-or-submit runs under `one_submitter`, so concurrent runs of one request on one
+    Prefect API (which HTTP services cannot deduplicate) pay for one batch."""
+    with one_submitter(request.key):
+        batch, adopted = batches.submit_idempotent(provider.create(), request)
     verb = "adopted existing" if adopted else "submitted"
     get_run_logger().info(
         "%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name

@@ -240,6 +240,8 @@ CASES: dict[str, Case] = {
     "name with ..": Case(flow(name="../escape"), ConfigurationError, ("dataset name '../escape'",)),
     "name with a slash": Case(flow(name="a/b"), ConfigurationError, ("dataset name 'a/b'",)),
     "version ..": Case(flow(version=".."), ConfigurationError, ("dataset version '..'",)),
+    "name with a trailing newline": Case(flow(name="demo\n"), ConfigurationError, ("dataset name 'demo\\n'",)),
+    "version with a trailing newline": Case(flow(version="v1\n"), ConfigurationError, ("dataset version 'v1\\n'",)),
     # tokens and URLs
     "wrong token": Case(lambda w: w.generate(credentials=w.provider(token="not-the-token")), AuthenticationError, ("authentication failed",)),
     "missing token": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url)), ValidationError, ("token",)),  # type: ignore[call-arg]
