@@ -91,6 +91,11 @@ class GenerationSpec(BaseModel):
         description="Dataset version. Empty: derived from the request (same request, same version).",
         json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
+    scene_name: str | None = Field(
+        default=None,
+        description="Draw the scenes dataset `scene_name` draws. Empty: this dataset's own "
+        "name, so datasets of different names share no scene (sweep points share their base's).",
+    )
     splits: dict[str, float] = Field(
         default_factory=dict,
         description="Split fractions by name, e.g. {'train': 0.8, 'val': 0.1, 'test': 0.1}: "
@@ -131,6 +136,7 @@ class GenerationSpec(BaseModel):
             self.name,
             self.seed,
             self.randomize,
+            self.scene_name,
         )
 
     def dataset_version(self, request: BatchRequest) -> str:

@@ -198,7 +198,7 @@ def test_job_block_applies_the_quality_gate_and_splits(tmp_path: Path) -> None:
         async def run_it() -> object:
             started = await job.trigger()
             await started.wait_for_completion()
-            return await started.fetch_result(tmp_path / "work")
+            return await started.fetch_result()
 
         return asyncio.run(run_it())
 

@@ -141,7 +141,11 @@ def point_runs(base: RunSpec, points: list[dict[str, Any]]) -> list[RunSpec]:
     """One run per point of a per-point sweep."""
     return [
         base.model_copy(
-            update={"params": {**base.params, **point}, "name": point_name(base.name, i, point)}
+            update={
+                "params": {**base.params, **point},
+                "name": point_name(base.name, i, point),
+                "scene_name": base.scene_name or base.name,  # every point renders the same scenes
+            }
         )
         for i, point in enumerate(points)
     ]
