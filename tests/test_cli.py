@@ -97,6 +97,7 @@ BAD_INPUT = [
     (["--generator", "shapez"], "error: unknown generator 'shapez' (did you mean 'shapes'?)"),
     (["--name", "bad/name"], "error: dataset name 'bad/name' must match"),
     (["--provider", "infinity"], "error: --provider infinity needs --url and --token"),
+    (["--provider", "local", "--credentials-block", "x"], "error: give --provider or"),
     (["--jobs", "0"], "argument --jobs: must be between 1 and 100000, got 0"),
     (["--jobs", "many"], "argument --jobs: expected a whole number, got 'many'"),
     (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
