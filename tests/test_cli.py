@@ -301,3 +301,15 @@ def test_readme_bad_input_examples_print_what_the_readme_shows(
     for command, *expected in examples:
         assert _exit_code(command.split()[1:]) == 2
         assert capsys.readouterr().err.splitlines() == expected
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """`synthdata generators | head -1`: the pipe closes before the listing is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect_synthdata.cli", "generators"],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the child writes anything
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, err
