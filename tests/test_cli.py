@@ -313,3 +313,17 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
     proc.stdout.close()  # the reader is gone before the child writes anything
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Traceback" not in err, err
+
+
+def test_a_configured_prefect_api_that_is_down_is_one_error(tmp_path: Path) -> None:
+    env = subprocess_env(PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens there
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect_synthdata.cli", "generate", "--jobs", "1",
+         "--dest", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: the Prefect API at http://127.0.0.1:9/api does not answer"
+    )
+    assert not (tmp_path / "out").exists()
