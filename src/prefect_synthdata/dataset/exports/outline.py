@@ -1,10 +1,10 @@
-"""A mask's outer outline as one polygon on the pixel-corner lattice (numpy only).
+"""A mask's outline as one polygon on the pixel-corner lattice (numpy only).
 
 Vertices are pixel corners, so the polygon's extent is exactly the mask's tight box
-(`x0, y0, x0 + w, y0 + h`), and for a mask without holes the polygon covers exactly
-its pixels. Several pieces are joined into one polygon by bridges walked there and
-back (zero area), as single-polygon formats such as YOLO's need; holes are not
-traced (the polygon covers them).
+(`x0, y0, x0 + w, y0 + h`) and, filled, it covers exactly the mask's pixels. Outer
+boundaries run one way round and holes the other; the pieces and holes are joined
+into one polygon by bridges walked there and back, which add nothing under either
+fill rule (even-odd or non-zero), as single-polygon formats such as YOLO's need.
 
 Example:
     >>> import numpy as np
@@ -78,14 +78,17 @@ def _signed_area(loop: list[Point]) -> int:
 
 
 def outline(mask: np.ndarray) -> list[Point]:
-    """The outer outline of a bool mask as one polygon of (x, y) corners; [] if empty."""
-    outer = [_corners(loop) for loop in _loops(_boundary_edges(mask)) if _signed_area(loop) < 0]
-    if not outer:
+    """The outline of a bool mask as one polygon of (x, y) corners; [] if empty."""
+    loops = sorted(
+        (_corners(loop) for loop in _loops(_boundary_edges(mask))),
+        key=lambda loop: _signed_area(loop) >= 0,  # outer boundaries first, then holes
+    )
+    if not loops:
         return []
-    first, rest = outer[0], outer[1:]
+    first, rest = loops[0], loops[1:]
     if not rest:
         return first
     polygon = [*first, first[0]]
-    for loop in rest:  # a bridge out to each piece, walked back at the end (zero area)
+    for loop in rest:  # a bridge out to each loop, walked back at the end
         polygon += [*loop, loop[0]]
     return polygon + [loop[0] for loop in reversed(rest[:-1])]

@@ -9,8 +9,10 @@ Written into the dataset folder:
 
 Ultralytics finds a label file by replacing the last `/images/` of the image path with
 `/labels/`, so `labels/` sits beside `images/`. Each line is the instance's outline
-(`outline.outline`, pixel corners normalised by the image size), which serves both
-tasks: `task=segment` reads the polygon, `task=detect` takes its extent, which is
+(`outline.outline`: pixel corners normalised by the image size, pieces and holes joined
+into one polygon), which serves both tasks: `task=segment` reads the polygon, which
+filled at pixel centres is exactly the COCO mask (Ultralytics' rasteriser also fills
+the pixels its edges touch, a one-pixel rim); `task=detect` takes its extent, which is
 exactly the COCO box. Crowd/ignore annotations (`iscrowd` 1) are left out. A dataset
 without a `val` split uses its first split for validation too.
 
