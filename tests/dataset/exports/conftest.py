@@ -17,6 +17,9 @@ from prefect_synthdata.dataset.exports.source import decode_mask
 from prefect_synthdata.dataset.manifest import ANNOTATIONS, Manifest
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.render import render_job
+from tests.storage.conftest import aws_env, bucket, moto_endpoint, s3_options
+
+__all__ = ["aws_env", "bucket", "moto_endpoint", "s3_options"]
 
 #: Job parameters: a still, a 3-frame video, and a still whose objects are all filtered out.
 JOBS: list[dict[str, Any]] = [

@@ -9,8 +9,9 @@ Written into the dataset folder:
 
 A video is a job (or a COCO-VID `video_id` where the COCO file has one), named
 `video-NNNNNN`; frames are numbered from 1 in frame order, `id` is the annotation's
-`track_id` (stable through the video), `class` the COCO category id, `visibility` the
-visible share of the object. `conf` is 1, or 0 for crowd/ignore annotations (MOT's
+`track_id` (stable through the video), `left`/`top` the COCO box's corner counted from
+1 as MOTChallenge does (COCO counts from 0), `class` the COCO category id, `visibility`
+the visible share of the object. `conf` is 1, or 0 for crowd/ignore annotations (MOT's
 "ignore" marker). A still image is a one-frame sequence. The RGB frames stay where they
 are: `imDir` points at the job's folder, where frame n is `image.{n-1:06d}.rgb.png`
 (`frames.txt` lists them), not MOT's `img1/000001.jpg`. `frameRate` is nominal (the
@@ -51,6 +52,7 @@ def gt_lines(split: Split, frames: list[dict[str, Any]]) -> list[str]:
     for number, image in enumerate(frames, start=1):
         for ann in split.by_image[image["id"]]:
             x, y, w, h = ann["bbox"]
+            x, y = x + 1, y + 1  # MOTChallenge pixels count from 1
             conf = 0 if ann.get("iscrowd", 0) else 1
             rows.append(
                 (
