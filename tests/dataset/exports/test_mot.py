@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+
 import motmetrics as mm
 import numpy as np
 
