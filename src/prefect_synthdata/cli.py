@@ -143,6 +143,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         randomize=args.randomize,
         name=args.name,
         version=args.version,
+        formats=["coco", *args.format],
         dest=args.dest,
         storage=_store_options(args),
     )
@@ -209,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--name", default="synthetic-shapes", help="dataset name")
     generate.add_argument("--version", default=None, help="dataset version (default: derived)")
+    generate.add_argument(
+        "--format",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="export published with the dataset, repeatable: hf, yolo, webdataset, mot "
+        "(coco is always written)",
+    )
     _add_store_args(generate)
     generate.set_defaults(run=cmd_generate)
 

@@ -13,11 +13,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from prefect_synthdata import batches
+from prefect_synthdata.dataset.exports import check_formats
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider, ProviderConfig
@@ -55,6 +57,18 @@ class GenerationSpec(BaseModel):
     version: str | None = Field(
         default=None, description="Dataset version; default: derived from the request."
     )
+    formats: list[str] = Field(
+        default_factory=lambda: ["coco"],
+        description="Exports published with the dataset: coco (always), hf, yolo, webdataset, mot.",
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        try:
+            return check_formats(["coco", *formats])
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
     def jobs(self) -> list[dict[str, Any]]:
         """The per-job parameter dicts this request asks for."""
@@ -81,8 +95,14 @@ class GenerationSpec(BaseModel):
         )
 
     def dataset_version(self, request: BatchRequest) -> str:
-        """The version the dataset is published under: explicit, else derived from the batch key."""
-        return self.version or request.key[:12]
+        """The version the dataset is published under: explicit, else derived from the batch
+        key (and the exports beyond COCO, which change the content)."""
+        if self.version:
+            return self.version
+        extra = [name for name in self.formats if name != "coco"]
+        if not extra:
+            return request.key[:12]
+        return hashlib.sha256(f"{request.key}|{','.join(extra)}".encode()).hexdigest()[:12]
 
 
 class PollSettings(BaseModel):

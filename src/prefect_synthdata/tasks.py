@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
+from prefect_synthdata.dataset.exports import add_exports
 from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
@@ -128,6 +129,7 @@ class DatasetInfo(BaseModel):
     name: str
     version: str
     provider: str
+    formats: list[str] = ["coco"]
 
 
 @task(name="build_dataset", cache_policy=NO_CACHE)
@@ -145,6 +147,7 @@ def build_dataset(
         batch_id=batch.batch_id,
         is_preview=batch.is_preview,
     )
+    manifest = add_exports(out_dir, manifest, info.formats)
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",
         manifest.num_images,

@@ -29,6 +29,7 @@ from pydantic import Field
 from prefect_synthdata import batches, events
 from prefect_synthdata.blocks.credentials import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.dataset.assemble import assemble_dataset
+from prefect_synthdata.dataset.exports import add_exports
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -112,6 +113,7 @@ class SynthDataJobRun(JobRun[DatasetManifest]):
             batch_id=self.batch.batch_id,
             is_preview=self.batch.is_preview,
         )
+        manifest = add_exports(root / "dataset", manifest, self.job.formats)
         if self.job.dest is None:
             return published_dataset(manifest, str(root / "dataset"), 0)
         result = publish(open_store(self.job.dest), root / "dataset", manifest)

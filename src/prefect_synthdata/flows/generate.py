@@ -119,7 +119,9 @@ def generate_dataset(request: GenerateRequest) -> DatasetManifest:
     ]
     job_dirs = [folder for future in futures for folder in future.result()]
 
-    info = DatasetInfo(name=request.name, version=version, provider=provider.identity)
+    info = DatasetInfo(
+        name=request.name, version=version, provider=provider.identity, formats=request.formats
+    )
     manifest = build_dataset(
         whole(batch), whole(job_dirs), work_dir / "dataset", info, wait_for=futures
     )

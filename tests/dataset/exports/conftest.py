@@ -14,7 +14,7 @@ from PIL import Image
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.exports import FORMATS, add_exports
 from prefect_synthdata.dataset.exports.source import decode_mask
-from prefect_synthdata.dataset.manifest import ANNOTATIONS, Manifest
+from prefect_synthdata.dataset.manifest import ANNOTATIONS, MANIFEST, Manifest, file_entry
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.render import render_job
 from tests.storage.conftest import aws_env, bucket, moto_endpoint, s3_options
@@ -62,6 +62,12 @@ def build(folder: Path, split: bool) -> tuple[Path, Manifest]:
                 annotations=[a for a in coco["annotations"] if a["image_id"] in ids],
             )
             (root / f"annotations.{name}.coco.json").write_text(json.dumps(part))
+        files = [
+            *manifest.files,
+            *(file_entry(p, p.name) for p in root.glob("annotations.*.coco.json")),
+        ]
+        manifest = manifest.model_copy(update={"files": sorted(files, key=lambda f: f.path)})
+        (root / MANIFEST).write_bytes(manifest.to_bytes())
     return root, manifest
 
 
@@ -89,13 +95,6 @@ class GroundTruth:
         return np.asarray(Image.open(self.root / image[field]))
 
 
-@pytest.fixture(scope="session")
-def split_dataset(tmp_path_factory: pytest.TempPathFactory) -> GroundTruth:
-    """The assembled dataset with a train and a val split (rendered once per session)."""
-    root, _ = build(tmp_path_factory.mktemp("split-dataset"), split=True)
-    return GroundTruth(root, json.loads((root / ANNOTATIONS).read_text()))
-
-
 @dataclass(frozen=True)
 class Exported:
     """A split dataset with every export written, and the manifest that lists them."""
@@ -104,8 +103,9 @@ class Exported:
     manifest: Manifest
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    root, manifest = build(tmp_path_factory.mktemp("exported"), split=True)
+@pytest.fixture
+def exported(tmp_path: Path) -> Exported:
+    """Per test: consumers such as Ultralytics write caches into the dataset folder."""
+    root, manifest = build(tmp_path / "exported", split=True)
     manifest = add_exports(root, manifest, list(FORMATS))
     return Exported(GroundTruth(root, json.loads((root / ANNOTATIONS).read_text())), manifest)
