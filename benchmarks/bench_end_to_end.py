@@ -120,13 +120,13 @@ def job_params(server: ServerProcess, jobs: int, size: int, seed: int) -> list[d
 
 def run_ours(server: ServerProcess, s3: CountingS3, jobs: list[dict[str, Any]], label: str,
              home: Path) -> tuple[float, Any]:  # fmt: skip
+    from prefect_synthdata.blocks import InfinityCredentials
     from prefect_synthdata.flows import GenerateRequest, generate_dataset
-    from prefect_synthdata.providers import ProviderConfig
     from prefect_synthdata.storage import StoreOptions
 
     os.environ["SYNTHDATA_HOME"] = str(home)
     request = GenerateRequest(
-        provider=ProviderConfig(kind="infinity", url=server.url, token=SecretStr(TOKEN)),
+        credentials=InfinityCredentials(url=server.url, token=SecretStr(TOKEN)),
         job_params=jobs, is_preview=True, name=label, dest=f"s3://{BUCKET}/ours",
         storage=StoreOptions(endpoint_url=s3.endpoint),
     )  # fmt: skip

@@ -72,9 +72,9 @@ class PhaseClock:
 def run_direct(jobs: int, root: Path) -> dict[str, float]:
     """The same steps as the flow, called as plain library functions; seconds per phase."""
     from prefect_synthdata import batches
+    from prefect_synthdata.batches import PollPolicy
     from prefect_synthdata.dataset.assemble import assemble_dataset
     from prefect_synthdata.providers.local import LocalProvider, close_job_services
-    from prefect_synthdata.request import PollSettings
     from prefect_synthdata.storage import open_store
     from prefect_synthdata.storage.publish import publish
 
@@ -83,7 +83,7 @@ def run_direct(jobs: int, root: Path) -> dict[str, float]:
     request = batches.prepare_request(provider, "shapes", [PARAMS] * jobs, True, "bench")
     batch, _ = batches.submit_idempotent(provider, request)
     clock.lap("submit")
-    batches.poll_until_done(provider, batch, PollSettings().poll_policy())
+    batches.poll_until_done(provider, batch, PollPolicy())
     clock.lap("wait")
     folders = batches.download_jobs(provider, batch, batch.job_ids, root / "work" / "jobs")
     clock.lap("download")
@@ -109,12 +109,11 @@ def run_flow(jobs: int, root: Path) -> tuple[dict[str, float], int]:
 
     from prefect_synthdata import GenerateRequest
     from prefect_synthdata.flows.generate import generate_dataset
-    from prefect_synthdata.providers import ProviderConfig
     from prefect_synthdata.providers.local import close_job_services
 
     os.environ["SYNTHDATA_HOME"] = str(root / "home")
     request = GenerateRequest(
-        provider=ProviderConfig(state_dir=root / "state"), num_jobs=jobs, params=PARAMS,
+        credentials="local", num_jobs=jobs, params=PARAMS,
         is_preview=True, name="bench", version="v1", dest=str(root / "out"),
     )  # fmt: skip
     clock = PhaseClock()
@@ -144,8 +143,8 @@ def run_orchestration_only(jobs: int, shard_size: int = 200) -> float:
     from prefect import flow, task
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from prefect_synthdata.flows.generate import DOWNLOAD_CONCURRENCY
-    from prefect_synthdata.tasks import whole
+    from prefect_synthdata.pipeline import DOWNLOAD_CONCURRENCY
+    from prefect_synthdata.tasks import opaque_input
 
     @task(persist_result=True, cache_key_fn=lambda ctx, params: f"bench-{time.time_ns()}")
     def submit(batch: BatchRef) -> BatchRef:
@@ -157,14 +156,14 @@ def run_orchestration_only(jobs: int, shard_size: int = 200) -> float:
 
     @flow(task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY))  # type: ignore[arg-type]
     def graph(batch: BatchRef) -> None:
-        batch = submit(whole(batch))
-        step(whole(batch))  # wait
+        batch = submit(opaque_input(batch))
+        step(opaque_input(batch))  # wait
         shards = [batch.job_ids[i : i + shard_size] for i in range(0, jobs, shard_size)]
-        futures = [step.submit(whole(batch), shard) for shard in shards]
+        futures = [step.submit(opaque_input(batch), shard) for shard in shards]
         for future in futures:
             future.result()
-        step(whole(batch), wait_for=futures)  # build
-        step(whole(batch))  # publish
+        step(opaque_input(batch), wait_for=futures)  # build
+        step(opaque_input(batch))  # publish
 
     batch = BatchRef(
         batch_id="b", name="bench", generator="shapes", job_ids=[f"{i:036d}" for i in range(jobs)]

@@ -163,3 +163,21 @@ def test_main_job_script_twice_submits_once(tmp_path: Path, synthdata_home: Path
     assert "0 files written" in outputs[1]
     with sqlite3.connect(synthdata_home / "local" / "jobs.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1
+
+
+def test_explicit_local_provider_wins_over_the_environment_block(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: with SYNTHDATA_CREDENTIALS_BLOCK set, `--provider local` ran on the block's service."""
+    from prefect_synthdata.blocks import InfinityCredentials
+
+    InfinityCredentials(url="http://127.0.0.1:9", token="t").save("cli-env-block", overwrite=True)
+    monkeypatch.setenv("SYNTHDATA_CREDENTIALS_BLOCK", "cli-env-block")
+    args = ["generate", "--jobs", "1", "--param", "width=64", "--param", "height=64"]
+    assert (
+        main([*args, "--provider", "local", "--dest", str(tmp_path), "--name", "local-wins"]) == 0
+    )
+    assert (Path(capsys.readouterr().out.strip().splitlines()[-1]) / "_SUCCESS").is_file()
+    # without --provider the environment's block applies (nothing listens on its port)
+    assert main([*args, "--dest", str(tmp_path), "--name", "env-block"]) == 2
+    assert "127.0.0.1:9" in capsys.readouterr().err

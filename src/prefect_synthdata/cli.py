@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -25,6 +24,7 @@ from prefect_synthdata.exceptions import ConfigurationError, SynthDataError
 from prefect_synthdata.models import BatchStatus
 from prefect_synthdata.params import GeneratorSpec
 from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage.options import StoreOptions
 
 
@@ -40,16 +40,22 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _add_provider_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("provider")
-    group.add_argument("--provider", choices=["local", "infinity", "zpy"], default="local")
+    group = parser.add_argument_group(
+        "provider (default: $SYNTHDATA_CREDENTIALS_BLOCK, else $SYNTHDATA_PROVIDER, else local)"
+    )
+    group.add_argument("--provider", choices=["local", "infinity", "zpy"], default=None)
     group.add_argument("--url", help="server URL of an HTTP provider")
     group.add_argument("--token", help="API token (default: $SYNTHDATA_TOKEN)")
     group.add_argument("--project", help="zpy project id (default: the token's first project)")
-    group.add_argument("--state-dir", help="state directory of the local provider")
 
 
-def _provider_config(args: argparse.Namespace) -> ProviderConfig:
-    token = args.token or os.environ.get("SYNTHDATA_TOKEN")
+def _explicit_provider(
+    args: argparse.Namespace, settings: SynthDataSettings
+) -> ProviderConfig | None:
+    """The provider the flags name, or None when `--provider` is not given (the environment decides)."""
+    if args.provider is None:
+        return None
+    token = args.token or (settings.token.get_secret_value() if settings.token else None)
     if args.provider != "local" and not (args.url and token):
         raise ConfigurationError(
             f"--provider {args.provider} needs --url and --token (or $SYNTHDATA_TOKEN)"
@@ -59,7 +65,6 @@ def _provider_config(args: argparse.Namespace) -> ProviderConfig:
         url=args.url,
         token=SecretStr(token) if token else None,
         project=args.project,
-        state_dir=args.state_dir,
     )
 
 
@@ -105,7 +110,14 @@ def _format_spec(spec: GeneratorSpec) -> str:
 
 
 def cmd_generators(args: argparse.Namespace) -> int:
-    specs = _provider_config(args).create().list_generators()
+    settings = SynthDataSettings()
+    if args.provider is None and settings.credentials_block is None:
+        provider = ProviderConfig.from_settings(settings)
+    else:
+        from prefect_synthdata.blocks.credentials import resolve_provider
+
+        provider = resolve_provider(_explicit_provider(args, settings), None, settings)
+    specs = provider.create().list_generators()
     if args.json:
         print(json.dumps([s.to_api() for s in specs], indent=2))
     else:
@@ -130,11 +142,24 @@ class ProgressBar:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
     from prefect_synthdata.flows import GenerateRequest, generate_dataset
     from prefect_synthdata.tasks import STATUS_LISTENERS
 
+    explicit = _explicit_provider(args, SynthDataSettings())
+    credentials: InfinityCredentials | ZpyCredentials | Literal["local"] | None = None
+    if explicit is not None and explicit.kind == "local":
+        credentials = "local"
+    elif explicit is not None:
+        assert explicit.url is not None and explicit.token is not None
+        if explicit.kind == "infinity":
+            credentials = InfinityCredentials(url=explicit.url, token=explicit.token)
+        else:
+            credentials = ZpyCredentials(
+                url=explicit.url, token=explicit.token, project=explicit.project
+            )
     request = GenerateRequest(
-        provider=_provider_config(args),
+        credentials=credentials,
         generator=args.generator,
         num_jobs=args.jobs,
         params=dict(args.param),
@@ -247,10 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `synthdata` console script."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "dest", "") is None:
-        from prefect_synthdata.settings import SynthDataSettings
-
-        args.dest = SynthDataSettings().dest
     try:
         return int(args.run(args))
     except SynthDataError as exc:

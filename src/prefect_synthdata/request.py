@@ -1,20 +1,29 @@
-"""What to generate, shared by the flows' requests and the `SynthDataJob` block.
+"""What one generation run is, as plain models (no Prefect): the one description of a run.
 
-`GenerationSpec` names the generator, the jobs and their parameters and the dataset;
-`ProviderChoice` says which service runs them; `PollSettings` says how to wait for the
-batch. All are plain pydantic models, so the Prefect UI renders them as forms with
-defaults and bounds. Defaults come from `SYNTHDATA_*` settings.
+- `GenerationSpec`: the generator, its jobs' parameters and the dataset's name;
+- `WaitSettings`: how to wait for the batch;
+- `RunSpec`: both, plus where the dataset is published and how it is downloaded.
+
+The generate flow's `GenerateRequest` and the `SynthDataJob` block are a `RunSpec` plus
+*which service* runs it (a credentials block); `prefect_synthdata.pipeline` runs one.
+
+Fields left empty (`None`) take their value from `SynthDataSettings` (`SYNTHDATA_*`),
+which the entry point reads once and applies with `RunSpec.with_defaults`; each default
+is declared once, in `settings.py`, and named in the field's description.
 
 Example:
-    >>> spec = GenerationSpec(num_jobs=2, params={"width": 64})
+    >>> spec = RunSpec(num_jobs=2, params={"width": 64})
     >>> spec.jobs()
     [{'width': 64}, {'width': 64}]
+    >>> spec.with_defaults(SynthDataSettings(dest="/data")).dest
+    '/data'
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from datetime import date
+from typing import Any, Self
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -22,23 +31,34 @@ from prefect_synthdata import batches
 from prefect_synthdata.dataset.exports import check_formats
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRequest
-from prefect_synthdata.providers import Provider, ProviderConfig
+from prefect_synthdata.providers import Provider
 from prefect_synthdata.settings import SynthDataSettings
+from prefect_synthdata.storage import StoreOptions
 from prefect_synthdata.storage.publish import check_segment
 
-#: How the Prefect API hands back a `SecretStr` flow parameter.
-MASKED = "*" * 10
+_DEFAULTS = SynthDataSettings.model_fields
+
+
+def _from_settings(name: str, text: str) -> str:
+    """A field description naming the `SYNTHDATA_*` setting (and its default) an empty value takes."""
+    default = _DEFAULTS[name].default
+    return f"{text} Empty: ${'SYNTHDATA_' + name.upper()}, else {default}."
 
 
 class GenerationSpec(BaseModel):
     """The generator, its jobs' parameters and the dataset's name."""
 
-    generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
+    generator: str = Field(
+        default="shapes",
+        description="Generator name ('synthdata generators' lists them).",
+        json_schema_extra={"examples": ["shapes", "tabletop"]},
+    )
     num_jobs: int = Field(
         default=4, ge=1, le=100_000, description="Jobs to render (ignored with job_params)."
     )
     params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters applied to every job."
+        default_factory=dict,
+        description='Parameters applied to every job, e.g. {"width": 256, "num_objects": 8}.',
     )
     job_params: list[dict[str, Any]] | None = Field(
         default=None, description="Per-job parameters (one mapping a job), merged over params."
@@ -52,10 +72,12 @@ class GenerationSpec(BaseModel):
         description="Sample every unspecified parameter within its bounds (Infinity rules).",
     )
     name: str = Field(
-        default="synthetic-shapes", description="Dataset name (also the batch label)."
+        default="synthetic-shapes",
+        description="Dataset name (also the batch label): letters, digits, '.', '_', '-'.",
     )
     version: str | None = Field(
-        default=None, description="Dataset version; default: derived from the request."
+        default=None,
+        description="Dataset version. Empty: derived from the request (same request, same version).",
     )
     formats: list[str] = Field(
         default_factory=lambda: ["coco"],
@@ -105,68 +127,76 @@ class GenerationSpec(BaseModel):
         return hashlib.sha256(f"{request.key}|{','.join(extra)}".encode()).hexdigest()[:12]
 
 
-class PollSettings(BaseModel):
-    """How to wait for a batch; defaults come from `SYNTHDATA_POLL_*` and `SYNTHDATA_DEADLINE_SECONDS`."""
+class WaitSettings(BaseModel):
+    """How to wait for a batch: poll backoff and deadline."""
 
-    poll_initial_seconds: float = Field(
-        default_factory=lambda: SynthDataSettings().poll_initial_seconds,
+    poll_initial_seconds: float | None = Field(
+        default=None,
         gt=0,
-        description="First poll interval.",
+        description=_from_settings("poll_initial_seconds", "First poll interval (s)."),
     )
-    poll_cap_seconds: float = Field(
-        default_factory=lambda: SynthDataSettings().poll_cap_seconds,
+    poll_cap_seconds: float | None = Field(
+        default=None,
         gt=0,
-        description="Longest poll interval.",
+        description=_from_settings("poll_cap_seconds", "Longest poll interval (s)."),
     )
-    deadline_seconds: float = Field(
-        default_factory=lambda: SynthDataSettings().deadline_seconds,
+    deadline_seconds: float | None = Field(
+        default=None,
         gt=0,
-        description="Give up waiting after this many seconds.",
+        description=_from_settings("deadline_seconds", "Give up waiting after this many seconds."),
     )
 
     def poll_policy(self) -> batches.PollPolicy:
-        """The `PollPolicy` these settings describe."""
+        """The `PollPolicy` of these settings (call on a spec `with_defaults` applied)."""
+        assert self.poll_initial_seconds and self.poll_cap_seconds and self.deadline_seconds
         return batches.PollPolicy(
             self.poll_initial_seconds, self.poll_cap_seconds, self.deadline_seconds
         )
 
 
-def _default_provider() -> ProviderConfig:
-    settings = SynthDataSettings()
-    return ProviderConfig(
-        kind=settings.provider,
-        url=settings.provider_url,
-        token=settings.token,
-        project=settings.project,
+class RunSpec(WaitSettings, GenerationSpec):
+    """One generation run without the service: what to render, how to wait, where to publish."""
+
+    dest: str | None = Field(
+        default=None,
+        description=_from_settings("dest", "Where to publish: a path, file:// or s3:// URI."),
+    )
+    storage: StoreOptions = Field(
+        default_factory=StoreOptions,
+        description="How to reach an s3:// destination (endpoint, region, prefect-aws block...).",
+    )
+    shard_size: int | None = Field(
+        default=None, ge=1, description=_from_settings("shard_size", "Jobs per download task.")
+    )
+    seed_per_day: bool = Field(
+        default=False,
+        description="Add the run's scheduled date (YYYYMMDD, UTC) to seed: each nightly run renders new "
+        "scenes, while a retry of the same night's run repeats them.",
     )
 
+    def with_defaults(self, settings: SynthDataSettings) -> Self:
+        """This spec with every empty field taken from `settings` (read once by the entry point)."""
+        defaults = {
+            name: getattr(settings, name)
+            for name in (
+                "poll_initial_seconds",
+                "poll_cap_seconds",
+                "deadline_seconds",
+                "dest",
+                "shard_size",
+            )
+            if getattr(self, name) is None
+        }
+        return self.model_copy(update=defaults)
 
-class ProviderChoice(BaseModel):
-    """Which generation service to use: a saved credentials block by name, or an explicit config."""
+    def for_day(self, day: date) -> Self:
+        """The spec as run on `day`: with `seed_per_day`, the seed moves with the date (once).
 
-    provider: ProviderConfig = Field(
-        default_factory=_default_provider,
-        description="Generation service; defaults from SYNTHDATA_PROVIDER, SYNTHDATA_PROVIDER_URL, SYNTHDATA_TOKEN.",
-    )
-    credentials_block: str | None = Field(
-        default_factory=lambda: SynthDataSettings().credentials_block,
-        description="Name of a saved credentials block, loaded at run time; replaces provider. "
-        "Deployments use this so that no token is ever a flow parameter.",
-    )
-
-    def provider_config(self) -> ProviderConfig:
-        """The provider to use: the named credentials block's, else `provider`.
-
-        Loading a block needs Prefect; the import happens only when a block is named.
+        Example:
+            >>> RunSpec(seed=1, seed_per_day=True).for_day(date(2026, 1, 2)).seed
+            20260103
         """
-        if self.credentials_block is None:
-            token = self.provider.token
-            if token is not None and token.get_secret_value() == MASKED:
-                raise ConfigurationError(
-                    "provider.token arrived masked: the Prefect API stores flow parameters with secrets "
-                    "masked, so save the token in a credentials block and name it in credentials_block"
-                )
-            return self.provider
-        from prefect_synthdata.blocks.credentials import load_credentials
-
-        return load_credentials(self.credentials_block).provider_config()
+        if not self.seed_per_day:
+            return self
+        seed = self.seed + int(day.strftime("%Y%m%d"))
+        return self.model_copy(update={"seed": seed, "seed_per_day": False})

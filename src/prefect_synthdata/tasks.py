@@ -35,15 +35,15 @@ STATUS_LISTENERS: list[batches.StatusListener] = []
 T = TypeVar("T")
 
 
-def whole(value: T) -> T:
-    """Mark a task argument that holds every job or file (job ids, a manifest) as `opaque`.
+def opaque_input(value: T) -> T:
+    """Prefect's `opaque` for a task argument that holds every job or file (job ids, a manifest).
 
-    Prefect then records which task produced it without walking it element by element,
-    which it otherwise does twice per task run: seconds per task at 10,000 jobs. Typed as
-    the value itself, so task calls still type-check.
+    Prefect then records which task produced it (the graph keeps its edge) without
+    walking it element by element, which it otherwise does twice per task run: seconds
+    per task at 10,000 jobs. Typed as the value itself, so task calls still type-check.
 
     Example:
-        >>> whole([1, 2, 3]).unwrap()
+        >>> opaque_input([1, 2, 3]).unwrap()
         [1, 2, 3]
     """
     return cast(T, opaque(value))
@@ -193,7 +193,8 @@ def publish_dataset(
 ) -> DatasetManifest:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
-    Emits `prefect-synthdata.dataset.published` and records a link artifact to the dataset.
+    Emits `prefect-synthdata.dataset.published` and records a link to the dataset and a
+    summary of the run as artifacts.
     """
     result = publish(open_destination(dest, storage), folder, manifest)
     get_run_logger().info(
@@ -204,5 +205,6 @@ def publish_dataset(
     )
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset)
+    artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     events.emit_dataset_published(dataset)
     return dataset

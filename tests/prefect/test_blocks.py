@@ -26,8 +26,10 @@ from prefect_synthdata.blocks import (
     ZpyCredentials,
     load_credentials,
 )
+from prefect_synthdata.blocks.credentials import resolve_provider
 from prefect_synthdata.exceptions import ConfigurationError, ParameterValidationError
 from prefect_synthdata.flows import GenerateRequest
+from prefect_synthdata.settings import SynthDataSettings
 from tests.conftest import subprocess_env
 
 
@@ -119,17 +121,11 @@ def test_credentials_are_stored_masked_and_build_provider_configs() -> None:
     zpy = load_credentials("synthdata-zpy-credentials/creds-b").provider_config()
     assert (zpy.kind, zpy.project) == ("zpy", "p1")
 
-    request = GenerateRequest(credentials_block="creds-b")
-    assert request.provider_config().url == "http://127.0.0.1:2"
-    assert "zpy-secret-2" not in request.model_dump_json()
-
-
-def test_a_token_masked_by_the_api_is_refused_with_advice() -> None:
-    request = GenerateRequest.model_validate(
-        {"provider": {"kind": "infinity", "url": "http://127.0.0.1:1", "token": "**********"}}
+    request = GenerateRequest(credentials=load_credentials("creds-b"))
+    assert (
+        resolve_provider(request.credentials, None, SynthDataSettings()).url == "http://127.0.0.1:2"
     )
-    with pytest.raises(ConfigurationError, match="save the token in a credentials block"):
-        request.provider_config()
+    assert "zpy-secret-2" not in request.model_dump_json()
 
 
 def test_credentials_lookup_errors_name_the_problem() -> None:
@@ -157,9 +153,9 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     async def run_it() -> tuple[str, str, object]:
         first = await job.trigger()
         with pytest.raises(ConfigurationError, match="await wait_for_completion"):
-            await first.fetch_result(tmp_path / "work")
+            await first.fetch_result()
         await first.wait_for_completion()
-        dataset = await first.fetch_result(tmp_path / "work")
+        dataset = await first.fetch_result()
         again = await job.trigger()  # same configuration: the same batch is adopted
         return first.batch_id, again.batch_id, dataset
 
@@ -179,22 +175,44 @@ def test_job_block_rejects_bad_parameters_before_submitting() -> None:
         asyncio.run(SynthDataJob(name="../up").trigger())
 
 
-def test_environment_supplies_provider_and_credentials_defaults(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_environment_supplies_provider_and_wait_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHDATA_PROVIDER", "zpy")
     monkeypatch.setenv("SYNTHDATA_PROVIDER_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("SYNTHDATA_TOKEN", "env-token-9")
     monkeypatch.setenv("SYNTHDATA_PROJECT", "p9")
     monkeypatch.setenv("SYNTHDATA_POLL_CAP_SECONDS", "1.5")
     monkeypatch.setenv("SYNTHDATA_DEADLINE_SECONDS", "60")
+    settings = SynthDataSettings()
     request = GenerateRequest()
-    config = request.provider_config()
+    config = resolve_provider(request.credentials, None, settings)
     assert (config.kind, config.url, config.project) == ("zpy", "http://127.0.0.1:9", "p9")
     assert config.token is not None and config.token.get_secret_value() == "env-token-9"
     assert "env-token-9" not in repr(request) + request.model_dump_json()
-    assert (request.poll_policy().cap_seconds, request.poll_policy().deadline_seconds) == (1.5, 60)
+    policy = request.with_defaults(settings).poll_policy()
+    assert (policy.cap_seconds, policy.deadline_seconds) == (1.5, 60)
 
+
+def test_provider_precedence_explicit_then_named_block_then_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: with SYNTHDATA_CREDENTIALS_BLOCK set, an explicit 'local' ran on the block's service."""
     InfinityCredentials(url="http://127.0.0.1:8", token="t").save("env-default", overwrite=True)
+    ZpyCredentials(url="http://127.0.0.1:7", token="t").save("named", overwrite=True)
+    monkeypatch.setenv("SYNTHDATA_PROVIDER", "zpy")
+    monkeypatch.setenv("SYNTHDATA_PROVIDER_URL", "http://127.0.0.1:6")
+    monkeypatch.setenv("SYNTHDATA_TOKEN", "env-token")
+    settings = SynthDataSettings()
+    assert resolve_provider(None, None, settings).url == "http://127.0.0.1:6"
     monkeypatch.setenv("SYNTHDATA_CREDENTIALS_BLOCK", "env-default")
-    assert GenerateRequest().provider_config().url == "http://127.0.0.1:8"
+    settings = SynthDataSettings()
+    explicit = InfinityCredentials(url="http://127.0.0.1:5", token="t")
+    assert resolve_provider(None, None, settings).url == "http://127.0.0.1:8"
+    assert resolve_provider(None, "named", settings).url == "http://127.0.0.1:7"
+    assert resolve_provider(explicit, "named", settings).url == "http://127.0.0.1:5"
+    assert resolve_provider("local", "named", settings).kind == "local"
+
+
+def test_a_block_saved_with_the_ui_defaults_loads() -> None:
+    """Regression: the UI stores an unselected credentials block as `{}`, which failed to load."""
+    assert SynthDataJob.model_validate({"credentials": {}}).credentials is None
+    assert GenerateRequest.model_validate({"credentials": {}}).credentials is None

@@ -12,7 +12,6 @@ from prefect_synthdata.blocks import SynthDataJob
 from prefect_synthdata.cli import main
 from prefect_synthdata.dataset.manifest import Manifest
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
-from prefect_synthdata.providers import ProviderConfig
 
 SMALL = {"width": 64, "height": 64}
 
@@ -22,8 +21,7 @@ def _published(uri: str) -> Manifest:
 
 
 def test_flow_publishes_the_requested_exports_in_the_version(tmp_path: Path) -> None:
-    local = ProviderConfig(kind="local", state_dir=tmp_path / "state")
-    base = {"provider": local, "params": SMALL, "num_jobs": 2, "dest": str(tmp_path / "out")}
+    base = {"credentials": "local", "params": SMALL, "num_jobs": 2, "dest": str(tmp_path / "out")}
     plain = generate_dataset(GenerateRequest(**base, poll_cap_seconds=0.2))  # type: ignore[arg-type]
     exported = generate_dataset(
         GenerateRequest(**base, formats=["yolo", "mot"], poll_cap_seconds=0.2)  # type: ignore[arg-type]
@@ -50,7 +48,7 @@ def test_unknown_format_is_refused_before_anything_runs(tmp_path: Path) -> None:
 
 def test_cli_format_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common = ["generate", "--jobs", "1", "--param", "width=64", "--param", "height=64"]
-    common += ["--dest", str(tmp_path), "--name", "cli-exports", "--state-dir", str(tmp_path / "s")]
+    common += ["--dest", str(tmp_path), "--name", "cli-exports", "--provider", "local"]
     assert main([*common, "--format", "parquet"]) == 2
     assert "unknown export format(s) 'parquet'" in capsys.readouterr().err
     assert not (tmp_path / "cli-exports").exists()
@@ -62,7 +60,6 @@ def test_cli_format_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_job_block_writes_its_formats(tmp_path: Path) -> None:
     job = SynthDataJob(
-        provider=ProviderConfig(kind="local", state_dir=tmp_path / "state"),
         num_jobs=1,
         params=SMALL,
         dest=str(tmp_path / "out"),
@@ -73,7 +70,7 @@ def test_job_block_writes_its_formats(tmp_path: Path) -> None:
     async def run() -> str:
         started = await job.trigger()
         await started.wait_for_completion()
-        return (await started.fetch_result(tmp_path / "work")).uri
+        return (await started.fetch_result()).uri
 
     uri = asyncio.run(run())
     assert "yolo/data.yaml" in {f.path for f in _published(uri).files}

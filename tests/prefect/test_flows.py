@@ -30,7 +30,6 @@ from prefect_synthdata.flows import (
     train_on_dataset,
 )
 from prefect_synthdata.flows.train import split_uri
-from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.storage import open_store
 from prefect_synthdata.storage.publish import list_datasets
 
@@ -38,30 +37,29 @@ SMALL = {"width": 64, "height": 64}
 SHAPES = get_generator("shapes").spec
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> ProviderConfig:
-    """One local provider state (and render pool) for the module's flows."""
-    return ProviderConfig(kind="local", state_dir=tmp_path_factory.mktemp("local-provider"))
+@pytest.fixture
+def local(synthdata_home: Path) -> Path:
+    """The local provider's state folder (under the test's SYNTHDATA_HOME)."""
+    return synthdata_home / "local"
 
 
-def _base(local: ProviderConfig, dest: Path, **kwargs: object) -> GenerateRequest:
+def _base(local: Path, dest: Path, **kwargs: object) -> GenerateRequest:
     return GenerateRequest(
-        provider=local, params=SMALL, dest=str(dest), poll_cap_seconds=0.2, **kwargs
+        credentials="local", params=SMALL, dest=str(dest), poll_cap_seconds=0.2, **kwargs
     )  # type: ignore[arg-type]
 
 
-def _batches(local: ProviderConfig) -> int:
-    assert local.state_dir is not None
-    if not (local.state_dir / "jobs.sqlite3").is_file():
+def _batches(local: Path) -> int:
+    if not (local / "jobs.sqlite3").is_file():
         return 0
-    with sqlite3.connect(local.state_dir / "jobs.sqlite3") as db:
+    with sqlite3.connect(local / "jobs.sqlite3") as db:
         return int(db.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
 
 
-def test_preview_renders_frames_with_boxes_as_an_artifact(local: ProviderConfig) -> None:
+def test_preview_renders_frames_with_boxes_as_an_artifact(local: Path) -> None:
     params = {**SMALL, "min_visible_pixels": 1}
     request = PreviewRequest(
-        provider=local, num_frames=3, params=params, thumbnail_size=48, poll_cap_seconds=0.2
+        credentials="local", num_frames=3, params=params, thumbnail_size=48, poll_cap_seconds=0.2
     )
     state = preview_generator(request, return_state=True)
     result = state.result()
@@ -128,7 +126,7 @@ async def _batch_events(batch_ids: list[str], timeout: float = 30) -> list[Any]:
             await asyncio.sleep(0.5)
 
 
-def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: Path) -> None:
+def test_sweep_publishes_one_dataset_per_point(local: Path, tmp_path: Path) -> None:
     request = SweepRequest(
         base=_base(local, tmp_path / "ds", name="sw", num_jobs=1),
         axes=[
@@ -153,7 +151,7 @@ def test_sweep_publishes_one_dataset_per_point(local: ProviderConfig, tmp_path: 
         assert [(p["num_objects"], p["noise_std"]) for p in params] == [(objects, noise)]
 
 
-def test_sweep_combined_and_state_pass_through(local: ProviderConfig, tmp_path: Path) -> None:
+def test_sweep_combined_and_state_pass_through(local: Path, tmp_path: Path) -> None:
     origin = generate_dataset(_base(local, tmp_path / "origin", name="origin", num_jobs=1))
     earlier = json.loads((Path(origin.uri) / "manifest.json").read_text())["job_ids"][0]
     request = SweepRequest(
@@ -176,7 +174,7 @@ def test_sweep_combined_and_state_pass_through(local: ProviderConfig, tmp_path: 
     ]
 
 
-def test_sweep_checks_every_point_before_submitting(local: ProviderConfig, tmp_path: Path) -> None:
+def test_sweep_checks_every_point_before_submitting(local: Path, tmp_path: Path) -> None:
     before = _batches(local)
     request = SweepRequest(
         base=_base(local, tmp_path / "ds"), axes=[SweepAxis(param="num_objects", values=[4, 999])]
@@ -186,7 +184,7 @@ def test_sweep_checks_every_point_before_submitting(local: ProviderConfig, tmp_p
     assert _batches(local) == before  # the valid point was not submitted either
 
 
-def test_train_learns_from_a_published_dataset(local: ProviderConfig, tmp_path: Path) -> None:
+def test_train_learns_from_a_published_dataset(local: Path, tmp_path: Path) -> None:
     dataset = generate_dataset(_base(local, tmp_path / "ds", name="train-me", num_jobs=6))
     report = train_on_dataset(dataset.uri)
     coco = COCO(str(Path(dataset.uri) / "annotations.coco.json"))
@@ -207,3 +205,19 @@ def test_seed_per_day_moves_with_the_date_only() -> None:
     assert request.for_day(date(2026, 11, 21)).seed == 20261126
     assert request.for_day(date(2026, 11, 22)).seed == 20261127
     assert GenerateRequest(seed=5).for_day(date(2026, 11, 21)).seed == 5
+
+
+def test_sweep_with_seed_per_day_pays_once_per_point(local: Path, tmp_path: Path) -> None:
+    """Regression: each point was submitted by the sweep, then again by its sub-flow with the
+    day's seed (another request key), so every point was paid twice."""
+    request = SweepRequest(
+        base=_base(local, tmp_path / "ds", name="daily", num_jobs=1, seed_per_day=True),
+        axes=[SweepAxis(param="num_objects", values=[1, 2])],
+    )
+    datasets = sweep_datasets(request)
+    assert len(datasets) == 2 and _batches(local) == 2
+    seeds = {
+        json.loads((Path(d.uri) / "manifest.json").read_text())["job_params"][0]["seed"]
+        for d in datasets
+    }
+    assert len(seeds) == 1  # both points drew their scene from the same day's seed

@@ -30,6 +30,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from prefect_synthdata import batches
+from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
+from prefect_synthdata.blocks.credentials import resolve_provider
 from prefect_synthdata.cli import main
 from prefect_synthdata.exceptions import (
     AuthenticationError,
@@ -46,6 +48,7 @@ from prefect_synthdata.models import BatchRef
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.providers.infinity import InfinityProvider
 from prefect_synthdata.providers.zpy import ZpyProvider
+from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
 from tests.providers.scripted_server import Reply, ScriptedServer, scripted_server
 from tests.reference_server import ServerProcess, free_port, run_reference_server
@@ -66,13 +69,16 @@ class World:
     s3_endpoint: str
     target: Path
 
-    def provider(self, kind: str = "infinity", token: str = TOKEN, **extra: Any) -> ProviderConfig:
-        return ProviderConfig(kind=kind, url=self.server.url, token=SecretStr(token), **extra)  # type: ignore[arg-type]
+    def provider(
+        self, kind: str = "infinity", token: str = TOKEN, **extra: Any
+    ) -> InfinityCredentials | ZpyCredentials:
+        block = InfinityCredentials if kind == "infinity" else ZpyCredentials
+        return block(url=self.server.url, token=SecretStr(token), **extra)
 
     def generate(self, **fields: Any) -> Any:
         """Run the generate flow with SMALL jobs on the infinity dialect unless overridden."""
         request: dict[str, Any] = {
-            "provider": self.provider(),
+            "credentials": self.provider(),
             "num_jobs": 2,
             "params": SMALL,
             "name": "catalogue",
@@ -219,19 +225,19 @@ CASES: dict[str, Case] = {
     "name with a slash": Case(flow(name="a/b"), ConfigurationError, ("dataset name 'a/b'",)),
     "version ..": Case(flow(version=".."), ConfigurationError, ("dataset version '..'",)),
     # tokens and URLs
-    "wrong token": Case(lambda w: w.generate(provider=w.provider(token="not-the-token")), AuthenticationError, ("authentication failed",)),
-    "missing token": Case(lambda w: w.generate(provider=ProviderConfig(kind="infinity", url=w.server.url)), ConfigurationError, ("needs a server url and a token",)),
-    "missing url": Case(flow(provider=ProviderConfig(kind="infinity", token=SecretStr(TOKEN))), ConfigurationError, ("needs a server url and a token",)),
-    "masked token": Case(lambda w: w.generate(provider=w.provider(token="*" * 10)), ConfigurationError, ("arrived masked",)),
-    "not an http url": Case(flow(provider=ProviderConfig(kind="infinity", url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
-    "closed port": Case(lambda w: w.generate(provider=ProviderConfig(kind="infinity", url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:")),
-    "missing credentials block": Case(flow(credentials_block="no-such-block"), ConfigurationError, ("no credentials block named 'no-such-block'",)),
+    "wrong token": Case(lambda w: w.generate(credentials=w.provider(token="not-the-token")), AuthenticationError, ("authentication failed",)),
+    "missing token": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url)), ValidationError, ("token",)),  # type: ignore[call-arg]
+    "empty token": Case(lambda w: w.generate(credentials=w.provider(token="")), ConfigurationError, ("needs a server url and a token",)),
+    "missing url": Case(lambda w: w.generate(credentials=InfinityCredentials(token=SecretStr(TOKEN))), ValidationError, ("url",)),  # type: ignore[call-arg]
+    "not an http url": Case(flow(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
+    "closed port": Case(lambda w: w.generate(credentials=InfinityCredentials(url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:")),
+    "missing credentials block": Case(lambda w: resolve_provider(None, "no-such-block", SynthDataSettings()), ConfigurationError, ("no credentials block named 'no-such-block'",)),
     # the zpy dialect
-    "zpy wrong token": Case(lambda w: w.generate(provider=w.provider("zpy", token="not-the-token")), AuthenticationError, ("authentication failed",)),
-    "zpy unknown sim": Case(lambda w: w.generate(provider=w.provider("zpy"), generator="no-such-sim"), UnknownGeneratorError, ("'no-such-sim'",)),
-    "zpy preview": Case(lambda w: w.generate(provider=w.provider("zpy"), is_preview=True), ParameterValidationError, ("preview",)),
-    "zpy jobs that differ": Case(lambda w: w.generate(provider=w.provider("zpy"), job_params=[SMALL, {"width": 96}]), ParameterValidationError, ("differ only in 'seed'",)),
-    "zpy unknown project": Case(lambda w: w.generate(provider=w.provider("zpy", project="00000000-0000-0000-0000-000000000000")), UnknownGeneratorError, ("in project 00000000-0000-0000-0000-000000000000",)),
+    "zpy wrong token": Case(lambda w: w.generate(credentials=w.provider("zpy", token="not-the-token")), AuthenticationError, ("authentication failed",)),
+    "zpy unknown sim": Case(lambda w: w.generate(credentials=w.provider("zpy"), generator="no-such-sim"), UnknownGeneratorError, ("'no-such-sim'",)),
+    "zpy preview": Case(lambda w: w.generate(credentials=w.provider("zpy"), is_preview=True), ParameterValidationError, ("preview",)),
+    "zpy jobs that differ": Case(lambda w: w.generate(credentials=w.provider("zpy"), job_params=[SMALL, {"width": 96}]), ParameterValidationError, ("differ only in 'seed'",)),
+    "zpy unknown project": Case(lambda w: w.generate(credentials=w.provider("zpy", project="00000000-0000-0000-0000-000000000000")), UnknownGeneratorError, ("in project 00000000-0000-0000-0000-000000000000",)),
     # destinations
     "unsupported scheme": Case(flow(dest="ftp://127.0.0.1/x"), ConfigurationError, ("unsupported destination",)),
     "bad bucket name": Case(flow(dest="s3://Bad_Bucket!/x"), ConfigurationError, ("is not a bucket name",)),

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.dataset.manifest import DatasetManifest
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
-from prefect_synthdata.providers import ProviderConfig, ProviderKind
+from prefect_synthdata.providers import ProviderKind
 from prefect_synthdata.providers.infinity import InfinityProvider
 from prefect_synthdata.providers.zpy import ZpyProvider
 from tests.reference_server import ServerProcess, free_port, run_reference_server
@@ -52,7 +53,9 @@ SERVER_ASSIGNED = {"batch_id", "job_ids"}
 
 def _request(kind: ProviderKind, url: str, dest: Path) -> GenerateRequest:
     return GenerateRequest(
-        provider=ProviderConfig(kind=kind, url=url, token=SecretStr(TOKEN)),
+        credentials=(InfinityCredentials if kind == "infinity" else ZpyCredentials)(
+            url=url, token=SecretStr(TOKEN)
+        ),
         name=f"faults-{kind}",
         num_jobs=NUM_JOBS,
         params={"width": 64, "height": 64},

@@ -4,8 +4,8 @@ events, task-run cache keys, flow-run parameters and states, persisted results, 
 Prefect database, the dataset and the work dirs.
 
 The token reaches the flow once through a saved `InfinityCredentials` block and once
-directly in `ProviderConfig`; a wrong recognisable token fails the run, and its error
-does not echo the token either. (The local-provider case is in
+through an unsaved one built in Python (as the CLI's `--token` does); a wrong
+recognisable token fails the run, and its error does not echo the token either. (The local-provider case is in
 tests/prefect/test_events_artifacts.py.)
 """
 
@@ -40,7 +40,6 @@ from prefect_synthdata.blocks import InfinityCredentials
 from prefect_synthdata.events import DATASET_PUBLISHED
 from prefect_synthdata.exceptions import AuthenticationError
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
-from prefect_synthdata.providers import ProviderConfig
 from tests.reference_server import ServerProcess, run_reference_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield srv
 
 
-def _request(tmp_path: Path, **choice: Any) -> GenerateRequest:
+def _request(tmp_path: Path, credentials: InfinityCredentials) -> GenerateRequest:
     return GenerateRequest(
         name="secrets",
         num_jobs=2,
@@ -69,7 +68,7 @@ def _request(tmp_path: Path, **choice: Any) -> GenerateRequest:
         dest=str(tmp_path / "datasets"),
         poll_initial_seconds=0.1,
         poll_cap_seconds=0.3,
-        **choice,
+        credentials=credentials,
     )
 
 
@@ -134,7 +133,7 @@ def _database() -> Path:
     return Path(url.get_secret_value().split(":///", 1)[1])
 
 
-@pytest.mark.parametrize("via", ["credentials block", "provider config"])
+@pytest.mark.parametrize("via", ["saved credentials block", "unsaved credentials block"])
 def test_token_appears_nowhere(
     via: str,
     server: ServerProcess,
@@ -142,14 +141,11 @@ def test_token_appears_nowhere(
     synthdata_home: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    if via == "credentials block":
-        InfinityCredentials(url=server.url, token=SecretStr(TOKEN)).save(
-            "proof-secrets", overwrite=True
-        )
-        request = _request(tmp_path, credentials_block="proof-secrets")
-    else:
-        config = ProviderConfig(kind="infinity", url=server.url, token=SecretStr(TOKEN))
-        request = _request(tmp_path, provider=config)
+    credentials = InfinityCredentials(url=server.url, token=SecretStr(TOKEN))
+    if via == "saved credentials block":
+        credentials.save("proof-secrets", overwrite=True)
+        credentials = InfinityCredentials.load("proof-secrets")
+    request = _request(tmp_path, credentials)
     results = tmp_path / "results"
     with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: results}):
         state = generate_dataset(request, return_state=True)
@@ -174,8 +170,8 @@ def test_token_appears_nowhere(
 def test_a_rejected_token_is_not_echoed(
     server: ServerProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = ProviderConfig(kind="infinity", url=server.url, token=SecretStr(WRONG))
-    state = generate_dataset(_request(tmp_path, provider=config), return_state=True)
+    credentials = InfinityCredentials(url=server.url, token=SecretStr(WRONG))
+    state = generate_dataset(_request(tmp_path, credentials), return_state=True)
     assert state.is_failed()
     with pytest.raises(AuthenticationError) as info:
         state.result()

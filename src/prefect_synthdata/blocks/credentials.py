@@ -1,10 +1,24 @@
-"""Credentials blocks of the HTTP providers; each one builds the `ProviderConfig` it stands for.
+"""Credentials blocks of the HTTP providers, and where a run's provider comes from.
 
-Deployments name a saved block (`GenerateRequest.credentials_block`) instead of carrying
-a token in their parameters, which the Prefect API stores. The `local` provider needs
-no credentials.
+Each credentials block builds the `ProviderConfig` it stands for. A run names its
+service with a `ProviderChoice`: a credentials block, `"local"` for the embedded
+provider, or nothing. `resolve_provider` turns that into a `ProviderConfig` with one
+precedence, the same for flows, blocks and the CLI:
+
+1. an explicit choice: a credentials block (in a form, a reference to a saved one),
+   `"local"`, or a `ProviderConfig` built by the caller (CLI flags, Python);
+2. a saved credentials block named by the caller (`--credentials-block NAME`);
+3. the environment of the process that runs it: `SYNTHDATA_CREDENTIALS_BLOCK`, else
+   `SYNTHDATA_PROVIDER` with `SYNTHDATA_PROVIDER_URL`, `SYNTHDATA_TOKEN` and
+   `SYNTHDATA_PROJECT` (default: `local`).
+
+Flow parameters are stored by the Prefect API, so forms offer a block reference for
+credentials, never a token field (`CredentialsReference`).
 
 Example:
+    >>> from prefect_synthdata.settings import SynthDataSettings
+    >>> resolve_provider("local", None, SynthDataSettings(credentials_block="prod")).kind
+    'local'
     >>> InfinityCredentials(url="http://127.0.0.1:8000", token="t").provider_config().kind
     'infinity'
 """
@@ -12,14 +26,17 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, SecretStr
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema as cs
 
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.providers import Provider, ProviderConfig
+from prefect_synthdata.settings import SynthDataSettings
 
 
 class ProviderCredentials(CredentialsBlock, ABC):
@@ -111,3 +128,69 @@ def load_credentials(reference: str) -> ProviderCredentials:
         problem = "no credentials block" if not found else "more than one credentials block"
         raise ConfigurationError(f"{problem} named {reference!r}; use one of: {slugs}")
     return found[0]
+
+
+def _nothing_selected_is_none(value: Any) -> Any:
+    """The Prefect UI saves an unselected block field as `{}`: that means no choice."""
+    return None if value == {} else value
+
+
+#: Which service runs a run: a credentials block, "local" (the embedded provider) or None
+#: (the environment decides, see `resolve_provider`).
+ProviderChoice = Annotated[
+    InfinityCredentials | ZpyCredentials | Literal["local"] | None,
+    BeforeValidator(_nothing_selected_is_none),
+]
+
+
+class _BlockReferenceOnly:
+    """In a flow's parameter schema, show a credentials block as a block selector only.
+
+    The Prefect UI renders a definition with a `block_type_slug` as a selector of saved
+    blocks and sends `{"$ref": {"block_document_id": ...}}`; the block's own fields
+    (the token) are left out of the schema, and `additionalProperties: false` makes the
+    API refuse credentials typed in as values instead of a reference.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: cs.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        for option in schema.get("anyOf", [schema]):
+            if "$ref" not in option:
+                continue
+            definition = handler.resolve_ref_schema(option)
+            if "block_type_slug" in definition:
+                for key in ("properties", "required", "secret_fields", "block_schema_references"):
+                    definition.pop(key, None)
+                definition["additionalProperties"] = False
+        return schema
+
+
+#: A `ProviderChoice` as a flow parameter: credentials only by reference to a saved block.
+CredentialsReference = Annotated[ProviderChoice, _BlockReferenceOnly()]
+
+
+def resolve_provider(
+    choice: ProviderChoice | ProviderConfig,
+    block_name: str | None,
+    settings: SynthDataSettings,
+) -> ProviderConfig:
+    """The provider a run uses: `choice`, else the block `block_name`, else the environment.
+
+    See the module docstring for the precedence. State and cache folders are filled in
+    from `settings`, so building the provider later reads no settings.
+    """
+    if isinstance(choice, ProviderConfig):
+        config = choice
+    elif isinstance(choice, ProviderCredentials):
+        config = choice.provider_config()
+    elif choice == "local":
+        config = ProviderConfig(kind="local")
+    elif block_name is not None:
+        config = load_credentials(block_name).provider_config()
+    elif settings.credentials_block is not None:
+        config = load_credentials(settings.credentials_block).provider_config()
+    else:
+        config = ProviderConfig.from_settings(settings)
+    return config.with_dirs(settings)

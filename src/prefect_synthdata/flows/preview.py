@@ -26,22 +26,17 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
+from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
-from prefect_synthdata.request import GenerationSpec, PollSettings, ProviderChoice
+from prefect_synthdata.pipeline import build_run, prepare_runs, submit_run, wait_for_run
+from prefect_synthdata.request import RunSpec, WaitSettings
 from prefect_synthdata.settings import SynthDataSettings
-from prefect_synthdata.tasks import (
-    DatasetInfo,
-    build_dataset,
-    download_batch,
-    submit_batch,
-    wait_for_batch,
-)
 
 BOX_COLOURS = ["#ff3b30", "#34c759", "#007aff", "#ffcc00", "#af52de", "#ff9500"]
 
 
-class PreviewRequest(PollSettings, ProviderChoice):
-    """A handful of preview frames of one generator."""
+class PreviewRequest(WaitSettings):
+    """A handful of preview frames of one generator: a preview run that publishes nothing."""
 
     generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
     params: dict[str, Any] = Field(
@@ -60,6 +55,24 @@ class PreviewRequest(PollSettings, ProviderChoice):
     thumbnail_size: int = Field(
         default=256, ge=32, le=1024, description="Longest side of a thumbnail in pixels."
     )
+    credentials: CredentialsReference = Field(
+        default=None,
+        description="The generation service: a saved credentials block, or 'local'. "
+        "Empty: the worker's environment (SYNTHDATA_CREDENTIALS_BLOCK, else SYNTHDATA_PROVIDER).",
+    )
+
+    def run_spec(self) -> RunSpec:
+        """The preview run: one preview job a frame, named 'preview'."""
+        return RunSpec(
+            generator=self.generator,
+            num_jobs=self.num_frames,
+            params=self.params,
+            is_preview=True,
+            seed=self.seed,
+            randomize=self.randomize,
+            name="preview",
+            **self.model_dump(include=set(WaitSettings.model_fields)),
+        )
 
 
 class PreviewFrame(BaseModel):
@@ -150,27 +163,13 @@ def preview_generator(request: PreviewRequest) -> PreviewResult:
     Args:
         request: The generator, its parameters and how many frames to render.
     """
-    provider_config = request.provider_config()
-    provider = provider_config.create()
-    spec = GenerationSpec(
-        generator=request.generator,
-        num_jobs=request.num_frames,
-        params=request.params,
-        is_preview=True,
-        seed=request.seed,
-        randomize=request.randomize,
-        name="preview",
-    )
-    batch_request = spec.prepare(provider)
-    batch = submit_batch(provider_config, batch_request)
-    status = wait_for_batch(provider_config, batch, request.poll_policy())
+    settings = SynthDataSettings()
+    provider = resolve_provider(request.credentials, None, settings)
+    (run,) = prepare_runs([request.run_spec()], provider, settings, publish=False)
+    batch, status = wait_for_run(run, submit_run(run), allow_failures=True)
     errors = {job.job_id: job.error or "unknown error" for job in status.failed}
-
-    work_dir = SynthDataSettings().home / "work" / batch.name
-    job_dirs = download_batch(provider_config, batch, status.succeeded, work_dir / "jobs")
-    info = DatasetInfo(name="preview", version=batch_request.key[:12], provider=provider.identity)
-    manifest = build_dataset(batch, job_dirs, work_dir / "dataset", info)
-    frames = preview_frames(work_dir / "dataset", manifest.job_params)
+    dataset_dir, manifest = build_run(run, batch, status.succeeded)
+    frames = preview_frames(dataset_dir, manifest.job_params)
     call_sync(
         create_markdown_artifact,
         preview_markdown(request.generator, frames, request.thumbnail_size, errors),

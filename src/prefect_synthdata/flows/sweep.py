@@ -5,8 +5,8 @@ linspace (`start`, `stop`, `num`; rounded for `int` parameters). `mode="grid"` t
 every combination of the axes, `mode="zip"` pairs them up element by element.
 
 - `output="per_point"`: one batch and one published dataset per point, named
-  `<name>-<index>-<param>-<value>...`. Every point's batch is submitted before any is
-  awaited, so the provider renders them all at once.
+  `<name>-<index>-<param>-<value>...`. Every point is prepared once and its batch
+  submitted before any is awaited, so the provider renders them all at once.
 - `output="combined"`: one batch holding `num_jobs` jobs per point, one dataset.
 
 To re-run chosen jobs with overrides, sweep the generator's `state` parameter over
@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import UTC
 from typing import Any, Literal, Self
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, model_validator
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
+from prefect_synthdata.blocks.credentials import resolve_provider
 from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import ConfigurationError
-from prefect_synthdata.flows.generate import GenerateRequest, generate_dataset
+from prefect_synthdata.flows.generate import GenerateRequest
 from prefect_synthdata.params import GeneratorSpec
-from prefect_synthdata.tasks import submit_batch, whole
+from prefect_synthdata.pipeline import DOWNLOAD_CONCURRENCY, finish_run, prepare_runs
+from prefect_synthdata.request import RunSpec
+from prefect_synthdata.settings import SynthDataSettings
+from prefect_synthdata.tasks import opaque_input, submit_batch
 
 MAX_POINTS = 1000
 
@@ -129,9 +134,8 @@ def point_name(base: str, index: int, point: dict[str, Any]) -> str:
     return f"{base}-{index:03d}-{re.sub(r'[^A-Za-z0-9._-]+', '_', readable)}"[:128].rstrip("-._")
 
 
-def point_requests(request: SweepRequest, points: list[dict[str, Any]]) -> list[GenerateRequest]:
-    """One generate request per point of a per-point sweep."""
-    base = request.base
+def point_runs(base: RunSpec, points: list[dict[str, Any]]) -> list[RunSpec]:
+    """One run per point of a per-point sweep."""
     return [
         base.model_copy(
             update={"params": {**base.params, **point}, "name": point_name(base.name, i, point)}
@@ -140,9 +144,8 @@ def point_requests(request: SweepRequest, points: list[dict[str, Any]]) -> list[
     ]
 
 
-def combined_request(request: SweepRequest, points: list[dict[str, Any]]) -> GenerateRequest:
-    """One generate request with `base.num_jobs` jobs per point (or `base.job_params` per point)."""
-    base = request.base
+def combined_run(base: RunSpec, points: list[dict[str, Any]]) -> RunSpec:
+    """One run with `base.num_jobs` jobs per point (or `base.job_params` per point)."""
     per_point = (
         base.job_params if base.job_params is not None else [{} for _ in range(base.num_jobs)]
     )
@@ -151,36 +154,38 @@ def combined_request(request: SweepRequest, points: list[dict[str, Any]]) -> Gen
     )
 
 
-@flow(name="sweep-datasets", log_prints=False)
+@flow(
+    name="sweep-datasets",
+    log_prints=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
+)
 def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
-    """Run a parameter sweep and publish its dataset(s); returns one manifest per published dataset.
+    """Run a parameter sweep and publish its dataset(s); returns one summary per published dataset.
 
     The whole sweep is validated (axes, every point's parameters, names, destination)
-    before the first batch is submitted.
+    before the first batch is submitted; each point is prepared once, and every batch
+    is submitted before any is awaited.
 
     Args:
         request: The base request, the swept parameters and how to publish the points.
     """
-    logger = get_run_logger()
-    provider_config = request.base.provider_config()
-    provider = provider_config.create()
-    points = request.points(provider.describe(request.base.generator))
+    settings = SynthDataSettings()
+    provider = resolve_provider(request.base.credentials, None, settings)
+    day = runtime.flow_run.scheduled_start_time.astimezone(UTC).date()
+    base = request.base.for_day(day)  # once: every point gets the same day's seed
+    points = request.points(provider.create().describe(base.generator))
     if request.output == "combined":
-        requests = [combined_request(request, points)]
+        specs = [combined_run(base, points)]
     else:
-        requests = point_requests(request, points)
-    for item in requests:
-        item.check_names()
-    open_destination(request.base.dest, request.base.storage).check_writable()
-    prepared = [item.prepare(provider) for item in requests]
+        specs = point_runs(base, points)
+    runs = prepare_runs(specs, provider, settings)
 
-    # fan out: every batch is submitted before any is awaited (each point's flow adopts its batch)
-    for future in [
-        submit_batch.submit(provider_config, whole(batch_request)) for batch_request in prepared
-    ]:
-        future.result()
-    logger.info("submitted %d batch(es) for %d sweep points", len(prepared), len(points))
-    datasets = [generate_dataset(item) for item in requests]
+    # fan out: every batch is submitted before any is awaited
+    submitted = [submit_batch.submit(run.provider, opaque_input(run.request)) for run in runs]
+    get_run_logger().info("submitted %d batch(es) for %d sweep points", len(runs), len(points))
+    datasets = [
+        finish_run(run, future.result()) for run, future in zip(runs, submitted, strict=True)
+    ]
 
     rows = [
         {"dataset": d.name, "uri": d.uri, "images": d.num_images, "annotations": d.num_annotations}
@@ -190,7 +195,7 @@ def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
     call_sync(
         create_table_artifact,
         rows,
-        key=artifact_key("sweep", request.base.name),
+        key=artifact_key("sweep", base.name),
         description=f"Sweep of {len(points)} points",
     )
     return datasets

@@ -29,14 +29,37 @@ class ProviderConfig(BaseModel):
     state_dir: Path | None = Field(
         default=None, description="State directory of the local provider."
     )
+    cache_dir: Path | None = Field(
+        default=None, description="Where the zpy provider keeps downloaded dataset zips."
+    )
+
+    @classmethod
+    def from_settings(cls, settings: SynthDataSettings) -> ProviderConfig:
+        """The provider `SYNTHDATA_PROVIDER`, `_PROVIDER_URL`, `_TOKEN` and `_PROJECT` describe."""
+        return cls(
+            kind=settings.provider,
+            url=settings.provider_url,
+            token=settings.token,
+            project=settings.project,
+        ).with_dirs(settings)
+
+    def with_dirs(self, settings: SynthDataSettings) -> ProviderConfig:
+        """This config with its state and cache folders under `settings.home` where unset."""
+        return self.model_copy(
+            update={
+                "state_dir": self.state_dir or settings.home / "local",
+                "cache_dir": self.cache_dir or settings.home / "cache" / "zpy",
+            }
+        )
 
     def create(self) -> Provider:
         """Build the provider this config describes; ConfigurationError if a setting is missing."""
-        settings = SynthDataSettings()
+        if self.state_dir is None or self.cache_dir is None:
+            return self.with_dirs(SynthDataSettings()).create()
         if self.kind == "local":
             from prefect_synthdata.providers.local import LocalProvider
 
-            return LocalProvider(self.state_dir or settings.home / "local")
+            return LocalProvider(self.state_dir)
         if not self.url or self.token is None or not self.token.get_secret_value():
             raise ConfigurationError(f"provider {self.kind!r} needs a server url and a token")
         if self.kind == "infinity":
@@ -45,7 +68,7 @@ class ProviderConfig(BaseModel):
             return InfinityProvider(self.url, self.token)
         from prefect_synthdata.providers.zpy import ZpyProvider
 
-        return ZpyProvider(self.url, self.token, self.project, settings.home / "cache" / "zpy")
+        return ZpyProvider(self.url, self.token, self.project, self.cache_dir)
 
 
 __all__ = ["Provider", "ProviderConfig", "ProviderKind"]
