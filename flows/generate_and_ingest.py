@@ -13,6 +13,8 @@ import argparse
 import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's 20 s for its temporary API is too short on a busy machine (README: the first minute).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
 

@@ -78,7 +78,7 @@ def test_deadline_stops_waiting(provider: LocalProvider) -> None:
         batches.poll_until_done(provider, batch, policy)
 
 
-def test_download_skips_verified_jobs_and_repairs_damaged_ones(
+def test_download_skips_downloaded_jobs_and_repairs_damaged_ones(
     provider: LocalProvider, tmp_path: Path
 ) -> None:
     batch = _submit(provider, [SMALL] * 2)
@@ -86,16 +86,18 @@ def test_download_skips_verified_jobs_and_repairs_damaged_ones(
     work = tmp_path / "work"
     first = batches.download_jobs(provider, batch, batch.job_ids, work)
     assert [f.name for f in first] == batch.job_ids
-    record = json.loads((first[1] / batches.VERIFIED).read_text())
-    assert "labels.json" in record and "image.000000.rgb.png" in record
+    record = json.loads((first[1] / batches.DOWNLOADED).read_text())
+    # what is recorded is what is checked: sizes (no sha256 that nothing reads)
+    assert record["image.000000.rgb.png"] == (first[1] / "image.000000.rgb.png").stat().st_size
+    assert "labels.json" in record and all(type(size) is int for size in record.values())
     mtimes = {f: f.stat().st_mtime_ns for f in first}
 
     damaged = first[1] / "image.000000.rgb.png"
     damaged.write_bytes(b"truncated")
     again = batches.download_jobs(provider, batch, batch.job_ids, work)
     assert again == first
-    assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # verified: skipped
-    assert damaged.stat().st_size == record["image.000000.rgb.png"][0]  # re-fetched
+    assert first[0].stat().st_mtime_ns == mtimes[first[0]]  # downloaded: skipped
+    assert damaged.stat().st_size == record["image.000000.rgb.png"]  # re-fetched
 
 
 class ConcurrencyProbe:
@@ -156,3 +158,32 @@ def test_randomize_samples_within_bounds(provider: LocalProvider) -> None:
             if opts.choices:
                 assert value in opts.choices
     assert len({job["num_objects"] for job in request.jobs}) > 1
+
+
+@pytest.mark.parametrize("generator", ["shapes", "tabletop"])
+def test_a_randomized_request_labels_every_visible_object(
+    provider: LocalProvider, generator: str
+) -> None:
+    """Randomize draws scenes, never the label filters, frame counts or image size."""
+    from prefect_synthdata.engine.annotate import instance_annotations
+    from prefect_synthdata.engine.generators import get_generator
+
+    request = batches.prepare_request(
+        provider, generator, [{}] * 6, False, "randomized", seed=5, randomize=True
+    )
+    gen = get_generator(generator)
+    defaults = gen.spec.defaults()
+    visible = labelled = 0
+    for job in request.jobs:
+        for name in ("width", "height", "frames", "min_visible_pixels", "min_visibility"):
+            assert job[name] == defaults[name]
+        for frame in gen.render_frames(job, is_preview=False):
+            anns = instance_annotations(frame.iseg, frame.instances, 16, 0.1)  # the defaults
+            kept = {a["iseg_id"] for a in anns if a["iscrowd"] == 0}
+            for instance_id, instance in frame.instances.items():
+                pixels = int((frame.iseg == instance_id).sum())
+                if pixels >= 16 and pixels / instance.pixels >= 0.1:
+                    visible += 1
+                    assert instance_id in kept
+            labelled += len(kept)
+    assert labelled == visible > 6

@@ -47,7 +47,7 @@ def _mid_wait(home: Path, dest: Path) -> bool:
 
 def _mid_download(home: Path, dest: Path) -> bool:
     work = list((home / "work").glob("*/jobs"))
-    done = [p for p in work[0].iterdir() if (p / ".verified.json").exists()] if work else []
+    done = [p for p in work[0].iterdir() if (p / ".downloaded.json").exists()] if work else []
     return 0 < len(done) < 12
 
 

@@ -42,14 +42,14 @@ def test_dataset_is_valid_coco_with_matching_masks(tmp_path: Path) -> None:
     assert (root / SUCCESS).read_text() == result.manifest_sha256
     coco = COCO(str(root / "annotations.coco.json"))
     assert len(coco.getImgIds()) == result.num_images == 3
-    assert len(coco.getAnnIds()) == result.num_annotations > 0
+    assert len(coco.getAnnIds(iscrowd=False)) == result.num_annotations > 0
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == result.categories
     for ann in coco.loadAnns(coco.getAnnIds()):
         image = coco.loadImgs(ann["image_id"])[0]
         decoded = mask_utils.decode(ann["segmentation"]).astype(bool)
         assert decoded.any() and decoded.sum() == ann["area"]
         iseg = np.asarray(Image.open(root / image["iseg_file"]))
-        assert np.array_equal(decoded, iseg == ann["instance_id"])
+        assert np.array_equal(decoded, iseg == ann["iseg_id"])
         assert Image.open(root / image["file_name"]).size == (SMALL["width"], SMALL["height"])
     ids = [a["id"] for a in coco.loadAnns(coco.getAnnIds())]
     assert len(set(ids)) == len(ids)
@@ -177,3 +177,51 @@ def test_cached_batch_gone_from_provider_is_submitted_again(
     second = generate_dataset(request)
     assert second.batch_id != first.batch_id
     assert second.content_sha256 == first.content_sha256 and second.files_uploaded == 0
+
+
+def test_a_dataset_without_labels_fails_and_publishes_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    from prefect_synthdata.exceptions import DatasetQualityError
+
+    request = GenerateRequest(
+        num_jobs=2, dest=str(tmp_path / "out"), params={**SMALL, "min_visible_pixels": 100000}
+    )
+    with pytest.raises(DatasetQualityError, match="no labelled objects in 2 images"):
+        generate_dataset(request)
+    assert not list((tmp_path / "out").rglob(SUCCESS)) and not list((tmp_path / "out").rglob("*"))
+
+
+def test_datasets_of_different_names_share_no_scene(tmp_path: Path) -> None:
+    def published(name: str) -> tuple[set[int], set[str]]:
+        result = generate_dataset(
+            GenerateRequest(num_jobs=3, dest=str(tmp_path), params=SMALL, name=name)
+        )
+        manifest = Manifest.model_validate_json((Path(result.uri) / MANIFEST).read_text())
+        seeds = {params["seed"] for params in manifest.job_params}
+        rgb = {f.sha256 for f in manifest.files if f.path.endswith(".rgb.png")}
+        return seeds, rgb
+
+    train_seeds, train_images = published("shapes-train")
+    test_seeds, test_images = published("shapes-test")
+    assert not train_seeds & test_seeds and not train_images & test_images
+    assert published("shapes-train") == (train_seeds, train_images)  # a re-run repeats
+
+
+def test_splits_are_published_as_separate_coco_files(tmp_path: Path) -> None:
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    result = generate_dataset(
+        GenerateRequest(num_jobs=4, dest=str(tmp_path), params=SMALL, splits=fractions)
+    )
+    root = Path(result.uri)
+    manifest = Manifest.model_validate_json((root / MANIFEST).read_text())
+    assert {(s.name, s.num_jobs) for s in manifest.splits} == {
+        ("train", 2),
+        ("val", 1),
+        ("test", 1),
+    }
+    videos: dict[int, str] = {}
+    for split in manifest.splits:
+        for image in COCO(str(root / split.file)).dataset["images"]:
+            assert videos.setdefault(image["video_id"], split.name) == split.name
+    assert len(videos) == 4

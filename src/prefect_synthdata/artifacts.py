@@ -1,13 +1,16 @@
 """Prefect artifacts of a generation run: a progress bar while waiting, a table of jobs,
-a link to the published dataset and a markdown summary.
+where the published dataset is and a markdown summary.
 
-Artifact keys are derived from dataset names and batch ids (lowercase letters, digits
-and dashes, as the Artifacts page requires), so successive runs of one dataset form
-one artifact history. Nothing here ever holds a credential.
+Every key is derived from the dataset's name (lowercase letters, digits and dashes, as
+the Artifacts page requires), never from a batch id, so successive runs of one dataset
+form one artifact history per kind: `dataset-<name>-progress`, `dataset-<name>-jobs`,
+`dataset-<name>` and `summary-<name>`. Nothing here ever holds a credential.
 
 Example:
     >>> artifact_key("dataset", "Synthetic_Shapes v2")
     'dataset-synthetic-shapes-v2'
+    >>> dataset_url("s3://bucket/cv/demo/v1", "http://127.0.0.1:9000", None)
+    'http://127.0.0.1:9000/bucket/cv/demo/v1/manifest.json'
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -26,8 +30,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.models import BatchRef, BatchStatus
+from prefect_synthdata.dataset.manifest import MANIFEST, DatasetManifest
+from prefect_synthdata.dataset.report import report_markdown
+from prefect_synthdata.models import BatchRef, BatchStatus, batch_label
 
 MAX_TABLE_ROWS = 1000
 
@@ -64,7 +69,7 @@ class BatchProgress:
             self.artifact_id = call_sync(
                 create_progress_artifact,
                 percent,
-                key=artifact_key("batch", self.batch.batch_id, "progress"),
+                key=artifact_key("dataset", batch_label(self.batch.name), "progress"),
                 description=description,
             )
         else:
@@ -85,20 +90,49 @@ def jobs_table(batch: BatchRef, status: BatchStatus) -> UUID:
     return call_sync(
         create_table_artifact,
         rows,
-        key=artifact_key("batch", batch.batch_id, "jobs"),
+        key=artifact_key("dataset", batch_label(batch.name), "jobs"),
         description=f"Jobs of batch `{batch.name}`{shown}: {status.counts()}",
     )
 
 
-def dataset_link(dataset: DatasetManifest) -> UUID:
-    """A link artifact to the published dataset (a `file://` link for local folders)."""
-    link = dataset.uri if "://" in dataset.uri else Path(dataset.uri).as_uri()
+def dataset_url(uri: str, endpoint_url: str | None, region: str | None) -> str | None:
+    """An http(s) URL of an S3 dataset's `manifest.json` that a browser can open; None for a path.
+
+    With a custom endpoint (MinIO, moto...) the URL is path-style on that endpoint; on AWS
+    it is the bucket's virtual-hosted address in its region.
+    """
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    key = quote(f"{prefix}/{MANIFEST}" if prefix else MANIFEST)
+    if endpoint_url and "amazonaws.com" not in endpoint_url:
+        return f"{endpoint_url.rstrip('/')}/{bucket}/{key}"
+    return f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{key}"
+
+
+def dataset_link(dataset: DatasetManifest, url: str | None) -> UUID:
+    """Where the published dataset is: a link artifact to `url` (http(s)) with the URI as
+    text, or for a local folder a markdown artifact with its path (no dead `file://` link)."""
+    key = artifact_key("dataset", dataset.name)
+    text = f"Published dataset `{dataset.name}` version `{dataset.version}` at `{dataset.uri}`"
+    if url is None:
+        return call_sync(create_markdown_artifact, text + "\n", key=key, description=text)
     return call_sync(
         create_link_artifact,
-        link,
-        link_text=f"{dataset.name} {dataset.version}",
-        key=artifact_key("dataset", dataset.name),
-        description=f"Published dataset `{dataset.name}` version `{dataset.version}`",
+        url,
+        link_text=f"{dataset.name} {dataset.version}: {MANIFEST}",
+        key=key,
+        description=text,
+    )
+
+
+def dataset_report(dataset: DatasetManifest, folder: Path) -> UUID:
+    """A markdown artifact showing the published dataset: samples, class counts, histograms."""
+    return call_sync(
+        create_markdown_artifact,
+        report_markdown(folder, f"{dataset.name} {dataset.version}"),
+        key=artifact_key("report", dataset.name),
+        description=f"Report of dataset `{dataset.name}` version `{dataset.version}`",
     )
 
 

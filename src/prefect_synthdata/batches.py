@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import BatchFailedError, BatchTimeoutError, TransientError
 from prefect_synthdata.models import (
     BatchRef,
@@ -39,8 +38,11 @@ from prefect_synthdata.models import (
 )
 from prefect_synthdata.params import sample_unspecified
 from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.providers.http import deadline as http_deadline
 
-VERIFIED = ".verified.json"
+#: Written into a job folder once its download is complete: each file's size. A folder whose
+#: files still have those sizes is not downloaded again.
+DOWNLOADED = ".downloaded.json"
 
 
 def prepare_request(
@@ -55,15 +57,17 @@ def prepare_request(
     """Fill in per-job seeds, validate, and key the request.
 
     Each job that leaves the generator's `seed` parameter out gets one drawn from
-    `(seed, job index)`, so jobs differ and re-runs repeat. With `randomize`, every
-    other unspecified parameter is sampled too (the Infinity rules). Raises
-    UnknownGeneratorError or ParameterValidationError before anything is submitted.
+    `(label, seed, job index)`: the label is the dataset's name, so jobs differ, re-runs
+    of one request repeat, and datasets of different names share no scene. With
+    `randomize`, every other unspecified parameter is drawn from its sampling range
+    (`params.sample_unspecified`). Raises UnknownGeneratorError or
+    ParameterValidationError before anything is submitted.
     """
     spec = provider.describe(generator)
     has_seed = any(p.name == "seed" for p in spec.params)
     filled = []
     for index, job in enumerate(jobs):
-        rng = random.Random(f"{seed}:{index}")
+        rng = random.Random(f"{label}:{seed}:{index}")
         values = dict(job)
         if has_seed and "seed" not in values and values.get("state") is None:
             values["seed"] = rng.randint(0, 2**31 - 1)
@@ -111,8 +115,10 @@ def poll_until_done(
 ) -> BatchStatus:
     """Read the batch status until every job has finished.
 
-    One batch-level call per poll. A transient failure of one poll is retried on
-    its own (up to `policy.transient_retries` in a row); `on_change` is called
+    One batch-level call per poll, which must finish (retries included) before the
+    deadline. A retryable failure of one poll is retried on its own (up to
+    `policy.transient_retries` in a row; one whose own retry budget is spent is not);
+    `on_change` is called
     only when the per-state counts change. BatchTimeoutError past the deadline.
     """
     deadline = time.monotonic() + policy.deadline_seconds
@@ -121,11 +127,14 @@ def poll_until_done(
     last: dict[str, int] | None = None
     while True:
         try:
-            status = provider.batch_status(batch)
+            with http_deadline(deadline - time.monotonic()):
+                status = provider.batch_status(batch)
             failures = 0
-        except TransientError:
+        except TransientError as exc:
+            if time.monotonic() >= deadline:
+                raise _timeout(batch, policy, last) from exc
             failures += 1
-            if failures > policy.transient_retries:
+            if not exc.retryable or failures > policy.transient_retries:
                 raise
         else:
             counts = status.counts()
@@ -137,12 +146,15 @@ def poll_until_done(
             if status.done:
                 return status
         if time.monotonic() + interval > deadline:
-            raise BatchTimeoutError(
-                f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s "
-                f"(states: {last})"
-            )
+            raise _timeout(batch, policy, last)
         time.sleep(interval)
         interval = min(interval * 2, policy.cap_seconds)
+
+
+def _timeout(batch: BatchRef, policy: PollPolicy, last: dict[str, int] | None) -> BatchTimeoutError:
+    return BatchTimeoutError(
+        f"batch {batch.batch_id} not finished after {policy.deadline_seconds:g}s (states: {last})"
+    )
 
 
 def raise_for_failures(status: BatchStatus) -> None:
@@ -156,14 +168,15 @@ def raise_for_failures(status: BatchStatus) -> None:
         raise BatchFailedError(f"{len(status.failed)} of {len(status.jobs)} jobs failed: {details}")
 
 
-def _verified(folder: Path) -> bool:
-    record = folder / VERIFIED
+def _downloaded(folder: Path) -> bool:
+    """Whether the job folder holds a complete download: every recorded file, at its size."""
+    record = folder / DOWNLOADED
     if not record.is_file():
         return False
-    sizes: dict[str, list[Any]] = json.loads(record.read_text())
+    sizes: dict[str, int] = json.loads(record.read_text())
     return all(
         (folder / name).is_file() and (folder / name).stat().st_size == size
-        for name, (size, _) in sizes.items()
+        for name, size in sizes.items()
     )
 
 
@@ -177,29 +190,29 @@ _LOCAL_FETCHES = threading.Lock()
 def download_jobs(
     provider: Provider, batch: BatchRef, job_ids: list[str], work_dir: Path
 ) -> list[Path]:
-    """Fetch each job's result to `work_dir/<job_id>/`, skipping ones already verified.
+    """Fetch each job's result to `work_dir/<job_id>/`, skipping ones already downloaded.
 
-    A job folder counts as verified once its files' sizes and sha256 are recorded in
-    `.verified.json`; a partial download never appears under the final name. Threads of
-    one process download from a provider with `local_results` one at a time.
+    A job folder counts as downloaded while its files have the sizes recorded in
+    `.downloaded.json` (every file's sha256 is computed once, for the dataset's manifest,
+    when it is built); a partial download never appears under
+    the final name. Threads of one process download from a provider with
+    `local_results` one at a time.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     with _LOCAL_FETCHES if provider.local_results else contextlib.nullcontext():
         for job_id in job_ids:
-            if not _verified(work_dir / job_id):
+            if not _downloaded(work_dir / job_id):
                 _download_job(provider, batch, job_id, work_dir)
     return [work_dir / job_id for job_id in job_ids]
 
 
 def _download_job(provider: Provider, batch: BatchRef, job_id: str, work_dir: Path) -> None:
-    """Fetch one job into `work_dir/<job_id>/` and record its files' sizes and sha256."""
+    """Fetch one job into `work_dir/<job_id>/` and record its files' sizes."""
     folder = work_dir / job_id
     shutil.rmtree(folder, ignore_errors=True)
     scratch = work_dir / f"{job_id}.download"
     shutil.rmtree(scratch, ignore_errors=True)
     provider.fetch_job_result(batch, job_id, scratch)
-    record = {
-        p.name: [p.stat().st_size, sha256_file(p)] for p in sorted(scratch.iterdir()) if p.is_file()
-    }
-    (scratch / VERIFIED).write_text(json.dumps(record))
+    record = {p.name: p.stat().st_size for p in sorted(scratch.iterdir()) if p.is_file()}
+    (scratch / DOWNLOADED).write_text(json.dumps(record))
     scratch.rename(folder)

@@ -13,7 +13,20 @@ from __future__ import annotations
 
 
 class SynthDataError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    `retryable` says whether the same call may succeed if tried again (requests'
+    exceptions.py style: the type says it, callers never match messages); `status` is the
+    HTTP status of the response behind the error, when there was one.
+    """
+
+    retryable: bool = False
+    status: int | None = None
+
+    def __init__(self, *args: object, status: int | None = None) -> None:
+        super().__init__(*args)
+        if status is not None:
+            self.status = status
 
 
 class ConfigurationError(SynthDataError):
@@ -47,6 +60,24 @@ class QuotaExceededError(SynthDataError):
 class TransientError(SynthDataError):
     """A failure that may go away on retry (timeouts, 5xx, 429, dropped connections)."""
 
+    retryable = True
+
+
+class RetriesExhaustedError(TransientError):
+    """A transient failure that outlasted the call's whole retry budget or deadline.
+
+    The budget was spent where the failure happened, so nothing above retries it again:
+    a dead server fails once, within the documented bound, instead of once per layer.
+    """
+
+    retryable = False
+
+
+class ServerResponseError(SynthDataError):
+    """A server sent something refused at the trust boundary: a wrong-shaped reply, an
+    unsafe identifier, name, path or URL, or more bytes than allowed. The message names
+    the field and the server. Never retried: the same server sends the same thing again."""
+
 
 class BatchFailedError(SynthDataError):
     """The batch finished but some or all jobs failed."""
@@ -70,3 +101,18 @@ class DestinationError(SynthDataError):
 
 class VersionConflictError(DestinationError):
     """The dataset version is already published with different content."""
+
+
+class GeneratorContractError(SynthDataError):
+    """A generator failed to load or broke the `Generator` contract; `generator` names it."""
+
+    def __init__(self, generator: str, reason: str) -> None:
+        super().__init__(generator, reason)  # both in args: the error pickles across processes
+        self.generator, self.reason = generator, reason
+
+    def __str__(self) -> str:
+        return f"generator {self.generator!r} is unusable: {self.reason}"
+
+
+class DatasetQualityError(SynthDataError):
+    """An assembled dataset is unusable for training (no labels, too many unlabelled objects)."""

@@ -125,3 +125,14 @@ def batch_name_for(label: str, key: str) -> str:
         'demo-abababababababab'
     """
     return f"{label}-{key[:16]}"
+
+
+def batch_label(name: str) -> str:
+    """The label a batch name was made from by `batch_name_for` (the name itself otherwise).
+
+    Example:
+        >>> batch_label(batch_name_for("demo-set", "ab" * 32))
+        'demo-set'
+    """
+    label, _, suffix = name.rpartition("-")
+    return label if label and len(suffix) == 16 else name

@@ -9,7 +9,14 @@ same rules serve the embedded engine, the reference server and the HTTP clients:
   merged set is what gets submitted;
 - every problem of every job is reported at once;
 - a job whose `state` names an earlier job starts from that job's full parameter
-  set, and its other given values override it (`resolve_state`).
+  set, and its other given values override it (`resolve_state`);
+- randomization (`sample_unspecified`) draws a parameter from its *sampling range*,
+  which is distinct from its validity bounds: the extra key `sample` of a parameter
+  entry is `false` (never sampled: it keeps its default), or `{"min", "max"}` /
+  `{"choices"}` inside the bounds, with `at_least` naming a parameter it may not fall
+  below (`max_scale` >= `min_scale`). A parameter without `sample` (an original
+  Infinity server's) follows the Infinity rule: choices, else uniform in [min, max].
+  Original clients ignore the extra key and read the table as before.
 
 Example:
     >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="n", type="int", default_value=1,
@@ -20,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -44,23 +52,58 @@ class ParamOptions(BaseModel):
     choices: list[Any] | None = None
 
 
+class SampleRange(BaseModel):
+    """Where randomization draws a parameter: `min`/`max` (inclusive) or `choices`.
+
+    `at_least` names another parameter this one is never drawn below, so paired
+    bounds (`min_scale`/`max_scale`) always come out ordered.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
+    at_least: str | None = None
+
+
 class ParamSpec(BaseModel):
-    """One generator parameter: name, type, default and constraints."""
+    """One generator parameter: name, type, default, validity constraints and sampling range.
+
+    `sample` is False (never sampled), a `SampleRange`, or None (not said: the
+    Infinity rule samples over the validity bounds).
+    """
 
     name: str
     type: ParamType
     default_value: Any = None
     options: ParamOptions = Field(default_factory=ParamOptions)
     description: str = ""
+    sample: SampleRange | Literal[False] | None = None
 
     def to_api(self) -> dict[str, Any]:
-        """The Infinity `params[]` entry (options without unset keys)."""
-        return {
+        """The Infinity `params[]` entry (options without unset keys, plus `sample` if said)."""
+        entry = {
             "name": self.name,
             "type": self.type,
             "default_value": self.default_value,
             "options": self.options.model_dump(exclude_none=True),
         }
+        if self.sample is not None:
+            entry["sample"] = self.sample and self.sample.model_dump(exclude_none=True)
+        return entry
+
+    def sampling_range(self) -> SampleRange | None:
+        """Where randomization draws this parameter, or None if it keeps its default.
+
+        Example:
+            >>> ParamSpec(name="n", type="int", options=ParamOptions(min=1, max=9)).sampling_range().max
+            9.0
+        """
+        if self.type == "uuid" or self.sample is False:
+            return None
+        if self.sample is None:
+            opts = self.options
+            return SampleRange(min=opts.min, max=opts.max, choices=opts.choices)
+        return self.sample
 
 
 class GeneratorSpec(BaseModel):
@@ -225,13 +268,27 @@ def validate_jobs(
     return merged_jobs
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a float if it is a plain number (validation reports anything else)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _draw(p: ParamSpec, lo: float, hi: float, rng: random.Random) -> Any:
+    """A uniform int or float in [lo, hi]."""
+    return rng.randint(int(lo), int(hi)) if p.type == "int" else rng.uniform(lo, hi)
+
+
 def sample_unspecified(
     spec: GeneratorSpec, values: dict[str, Any], rng: random.Random
 ) -> dict[str, Any]:
-    """Fill parameters the user left out: a choice, a uniform draw in [min, max], or the default.
+    """Fill parameters the user left out from their sampling ranges (see `ParamSpec.sampling_range`).
 
-    `uuid` parameters (such as `state`) are never sampled, and a job that names an
+    Parameters that are not sampled keep their default, and a job that names an
     earlier job in `state` is left as it is: its missing values come from that job.
+    Paired bounds stay ordered: a parameter with `at_least: other` is drawn no lower
+    than `other`, and `other` no higher than it, whichever of them is given.
 
     Example:
         >>> spec = GeneratorSpec(name="g", params=[ParamSpec(name="c", type="str", default_value="a",
@@ -242,18 +299,30 @@ def sample_unspecified(
     filled = dict(values)
     if filled.get(STATE) is not None:
         return filled
+    ranges = {p.name: p.sampling_range() for p in spec.params}
     for p in spec.params:
         if p.name in filled:
             continue
-        opts = p.options
-        if p.type == "uuid":
+        span = ranges[p.name]
+        if span is None:
             filled[p.name] = p.default_value
-        elif opts.choices:
-            filled[p.name] = rng.choice(opts.choices)
-        elif opts.min is not None and opts.max is not None and p.type == "int":
-            filled[p.name] = rng.randint(int(opts.min), int(opts.max))
-        elif opts.min is not None and opts.max is not None and p.type == "float":
-            filled[p.name] = rng.uniform(opts.min, opts.max)
+        elif span.choices:
+            filled[p.name] = rng.choice(span.choices)
+        elif span.min is not None and span.max is not None and p.type in ("int", "float"):
+            floor = _number(filled.get(span.at_least)) if span.at_least else None
+            ceilings = [
+                _number(filled.get(other))
+                for other, other_span in ranges.items()
+                if other_span and other_span.at_least == p.name
+            ]
+            lo = max(span.min, floor) if floor is not None else span.min
+            hi = min([span.max, *(c for c in ceilings if c is not None)])
+            if p.type == "int":
+                lo, hi = math.ceil(lo), math.floor(hi)
+            # a given value outside the range wins: paired bounds stay ordered
+            filled[p.name] = (
+                _draw(p, lo, hi, rng) if lo <= hi else (lo if floor is not None else hi)
+            )
         else:
             filled[p.name] = p.default_value
     return filled

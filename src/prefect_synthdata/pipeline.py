@@ -65,6 +65,7 @@ class PreparedRun:
     provider_identity: str
     request: BatchRequest
     work_dir: Path
+    publish: bool = True  # a run that publishes passes the quality gate first
 
     @property
     def version(self) -> str:
@@ -107,7 +108,7 @@ def prepare_runs(
     for spec in specs:
         request = spec.prepare(service)
         work_dir = settings.home / "work" / request.name
-        prepared.append(PreparedRun(spec, provider, service.identity, request, work_dir))
+        prepared.append(PreparedRun(spec, provider, service.identity, request, work_dir, publish))
     return prepared
 
 
@@ -179,6 +180,9 @@ def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Pa
         version=run.version,
         provider=run.provider_identity,
         formats=run.spec.formats,
+        splits=run.spec.splits,
+        seed=run.spec.seed,
+        quality=run.spec.quality if run.publish else None,
     )
     manifest = build_dataset(
         opaque_input(batch), opaque_input(job_dirs), dataset_dir, info, wait_for=futures

@@ -22,19 +22,22 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from prefect_synthdata import batches
 from prefect_synthdata.dataset.exports import check_formats
+from prefect_synthdata.dataset.quality import QualityGate
+from prefect_synthdata.dataset.splits import check_fractions
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
-from prefect_synthdata.storage.publish import check_segment
+from prefect_synthdata.storage.publish import SAFE_SEGMENT, check_segment
 
 _DEFAULTS = SynthDataSettings.model_fields
 
@@ -43,6 +46,11 @@ def _from_settings(name: str, text: str) -> str:
     """A field description naming the `SYNTHDATA_*` setting (and its default) an empty value takes."""
     default = _DEFAULTS[name].default
     return f"{text} Empty: ${'SYNTHDATA_' + name.upper()}, else {default}."
+
+
+def _empty_is_none(value: Any) -> Any:
+    """A form's untouched list field arrives as `[]`: that means "not given"."""
+    return None if value == [] else value
 
 
 class GenerationSpec(BaseModel):
@@ -58,10 +66,14 @@ class GenerationSpec(BaseModel):
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description='Parameters applied to every job, e.g. {"width": 256, "num_objects": 8}.',
+        description='Parameters applied to every job, e.g. {"width": 256, "num_objects": 8}; '
+        "each is checked against the generator's bounds before anything is submitted.",
     )
-    job_params: list[dict[str, Any]] | None = Field(
-        default=None, description="Per-job parameters (one mapping a job), merged over params."
+    job_params: Annotated[list[dict[str, Any]] | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        max_length=100_000,
+        description="Per-job parameters (one mapping a job), merged over params. "
+        "Empty: num_jobs jobs of params.",
     )
     is_preview: bool = Field(default=False, description="Render one preview frame per job.")
     seed: int = Field(
@@ -74,10 +86,12 @@ class GenerationSpec(BaseModel):
     name: str = Field(
         default="synthetic-shapes",
         description="Dataset name (also the batch label): letters, digits, '.', '_', '-'.",
+        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
     version: str | None = Field(
         default=None,
         description="Dataset version. Empty: derived from the request (same request, same version).",
+        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
     formats: list[str] = Field(
         default_factory=lambda: ["coco"],
@@ -91,6 +105,24 @@ class GenerationSpec(BaseModel):
             return check_formats(["coco", *formats])
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
+
+    splits: dict[str, float] = Field(
+        default_factory=dict,
+        description="Split fractions by name, e.g. {'train': 0.8, 'val': 0.1, 'test': 0.1}: "
+        "assigned by job (a video never spans two splits), one COCO file each.",
+    )
+    quality: QualityGate = Field(
+        default_factory=QualityGate,
+        description="What a dataset must meet to be published (labels, unlabelled share).",
+    )
+
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, splits: dict[str, float]) -> dict[str, float]:
+        problems = check_fractions(splits)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return splits
 
     def jobs(self) -> list[dict[str, Any]]:
         """The per-job parameter dicts this request asks for."""
@@ -118,13 +150,14 @@ class GenerationSpec(BaseModel):
 
     def dataset_version(self, request: BatchRequest) -> str:
         """The version the dataset is published under: explicit, else derived from the batch
-        key (and the exports beyond COCO, which change the content)."""
+        key, and from the splits and exports beyond COCO, which change the published files."""
         if self.version:
             return self.version
         extra = [name for name in self.formats if name != "coco"]
-        if not extra:
+        if not extra and not self.splits:
             return request.key[:12]
-        return hashlib.sha256(f"{request.key}|{','.join(extra)}".encode()).hexdigest()[:12]
+        variant = json.dumps({"splits": self.splits, "formats": extra}, sort_keys=True)
+        return hashlib.sha256(f"{request.key}:{variant}".encode()).hexdigest()[:12]
 
 
 class WaitSettings(BaseModel):

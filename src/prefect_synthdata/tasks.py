@@ -22,11 +22,13 @@ from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.exports import add_exports
 from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.quality import QualityGate
+from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
-from prefect_synthdata.exceptions import ConfigurationError, TransientError, VersionConflictError
+from prefect_synthdata.exceptions import ConfigurationError, SynthDataError, VersionConflictError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
-from prefect_synthdata.storage import StoreOptions
+from prefect_synthdata.storage import ObjectStore, StoreOptions
 from prefect_synthdata.storage.publish import publish
 
 #: Extra listeners of batch status changes in this process (the CLI's progress bar).
@@ -56,8 +58,12 @@ def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 
 def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
-    """Retry only failures that may pass: transient service errors and I/O errors."""
-    return isinstance(state.result(raise_on_failure=False), TransientError | OSError)
+    """Retry only failures that may pass: errors that say they are `retryable` (not those
+    whose retry budget is already spent) and local I/O errors."""
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, SynthDataError):
+        return error.retryable
+    return isinstance(error, OSError)
 
 
 @task(
@@ -117,19 +123,22 @@ def wait_for_batch(
 def download_batch(
     provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path
 ) -> list[Path]:
-    """Download one shard of a batch's jobs; jobs already downloaded and verified are skipped."""
+    """Download one shard of a batch's jobs; jobs already downloaded are skipped."""
     folders = batches.download_jobs(provider.create(), batch, job_ids, work_dir)
     get_run_logger().info("shard of %d jobs ready under %s", len(folders), work_dir)
     return folders
 
 
 class DatasetInfo(BaseModel):
-    """Names a dataset gets when it is assembled."""
+    """Names a dataset gets when it is assembled, its splits and the gate it must pass."""
 
     name: str
     version: str
     provider: str
     formats: list[str] = ["coco"]
+    splits: dict[str, float] = {}
+    seed: int = 0
+    quality: QualityGate | None = None
 
 
 @task(name="build_dataset", cache_policy=NO_CACHE)
@@ -146,6 +155,8 @@ def build_dataset(
         generator=batch.generator,
         batch_id=batch.batch_id,
         is_preview=batch.is_preview,
+        quality=info.quality,
+        job_splits=assign_splits(len(job_dirs), info.splits, info.name, info.seed),
     )
     manifest = add_exports(out_dir, manifest, info.formats)
     get_run_logger().info(
@@ -174,6 +185,14 @@ def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> Data
     )
 
 
+def _browser_url(store: ObjectStore, uri: str) -> str | None:
+    """An http(s) URL of the dataset a browser can open (S3 stores only)."""
+    client = getattr(store, "client", None)  # S3Store's boto3 client
+    if client is None:
+        return None
+    return artifacts.dataset_url(uri, client.meta.endpoint_url, client.meta.region_name)
+
+
 def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
     """Publishing is idempotent: retry anything but a bad destination or a version conflict."""
     return not isinstance(
@@ -193,10 +212,12 @@ def publish_dataset(
 ) -> DatasetManifest:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
-    Emits `prefect-synthdata.dataset.published` and records a link to the dataset and a
-    summary of the run as artifacts.
+    Emits `prefect-synthdata.dataset.published` and records as artifacts a link to the
+    dataset, a summary of the run and a report of the dataset (samples, class counts,
+    histograms).
     """
-    result = publish(open_destination(dest, storage), folder, manifest)
+    store = open_destination(dest, storage)
+    result = publish(store, folder, manifest)
     get_run_logger().info(
         "published %s (%d files written, %d already there)",
         result.uri,
@@ -204,7 +225,8 @@ def publish_dataset(
         result.files_skipped,
     )
     dataset = published_dataset(manifest, result.uri, result.files_uploaded)
-    artifacts.dataset_link(dataset)
+    artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
+    artifacts.dataset_report(dataset, folder)
     events.emit_dataset_published(dataset)
     return dataset

@@ -22,10 +22,15 @@ def test_specs_are_in_the_infinity_shape(generator: str) -> None:
     names = [p["name"] for p in body["params"]]
     assert len(names) == len(set(names)) >= 15
     for p in body["params"]:
-        assert set(p) == {"name", "type", "default_value", "options"}
+        # the Infinity keys as the original clients read them, plus the extra key `sample`
+        assert set(p) == {"name", "type", "default_value", "options", "sample"}
         assert p["type"] in {"int", "float", "str", "bool", "uuid"}
         assert set(p["options"]) <= {"min", "max", "choices"}
-    assert GeneratorSpec.from_api(body).defaults() == get_generator(generator).spec.defaults()
+    parsed = GeneratorSpec.from_api(body)
+    assert parsed.defaults() == get_generator(generator).spec.defaults()
+    assert [q.sample for q in parsed.params] == [
+        q.sample for q in get_generator(generator).spec.params
+    ]
     # the defaults are themselves valid
     assert check_job(get_generator(generator).spec, {})[1] == []
 
@@ -75,6 +80,65 @@ def test_sampling_stays_within_bounds(generator: str, seed: int) -> None:
             assert opts.min <= value <= opts.max
             assert isinstance(value, int if p.type == "int" else float)
     assert check_job(spec, sampled)[1] == []
+
+
+NOT_SAMPLED = ("width", "height", "frames", "min_visible_pixels", "min_visibility", "class_colours")
+PAIRS = {"shapes": ("min_scale", "max_scale"), "tabletop": ("min_size", "max_size")}
+
+
+@pytest.mark.parametrize("generator", sorted(GENERATORS))
+def test_sampling_ranges_lie_inside_the_validity_bounds(generator: str) -> None:
+    for p in get_generator(generator).spec.params:
+        span = p.sampling_range()
+        if span is None or span.choices is not None:
+            assert span is None or set(span.choices or []) <= set(
+                p.options.choices or [True, False]
+            )
+            continue
+        assert p.options.min <= span.min <= span.max <= p.options.max, p.name
+
+
+@pytest.mark.parametrize("generator", sorted(GENERATORS))
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    given_index=st.sampled_from([None, 0, 1]),
+    value=st.floats(0.02, 0.5),
+)
+def test_filters_size_and_frames_are_not_sampled_and_pairs_stay_ordered(
+    generator: str, seed: int, given_index: int | None, value: float
+) -> None:
+    spec = get_generator(generator).spec
+    pair = PAIRS[generator]
+    given = {} if given_index is None else {pair[given_index]: value}
+    sampled = sample_unspecified(spec, given, random.Random(seed))
+    defaults = spec.defaults()
+    assert {name: sampled[name] for name in NOT_SAMPLED} == {
+        name: defaults[name] for name in NOT_SAMPLED
+    }
+    low, high = (sampled[name] for name in pair)
+    assert low <= high
+    assert sampled["min_objects"] <= sampled["num_objects"]
+    assert check_job(spec, sampled)[1] == []
+
+
+def test_a_spec_that_does_not_say_follows_the_infinity_rule() -> None:
+    """An original Infinity server's table has no `sample`: every bounded parameter is drawn."""
+    body = get_generator("shapes").spec.to_api()
+    for p in body["params"]:
+        del p["sample"]
+    spec = GeneratorSpec.from_api(body)
+    widths = {sample_unspecified(spec, {}, random.Random(i))["width"] for i in range(20)}
+    assert len(widths) > 10 and all(32 <= w <= 2048 for w in widths)
+
+
+def test_zpy_sims_carry_the_sampling_ranges() -> None:
+    from prefect_synthdata.providers.zpy import spec_from_sim
+    from prefect_synthdata.server.datasets import sim_record
+
+    spec = get_generator("tabletop").spec
+    parsed = spec_from_sim(sim_record(get_generator("tabletop")))
+    assert [p.sample for p in parsed.params] == [p.sample for p in spec.params]
 
 
 def test_a_state_job_is_not_sampled() -> None:

@@ -21,7 +21,7 @@ def test_video_tracks_are_consistent_across_frames(generator: str, tmp_path: Pat
         ids = [a["track_id"] for a in in_frame]
         assert len(ids) == len(set(ids))  # one box per track per frame
         for ann in in_frame:
-            assert ann["track_id"] == ann["instance_id"]
+            assert ann["track_id"] == ann["iseg_id"]
             tracks.setdefault(ann["track_id"], []).append(ann)
     assert len(tracks) >= 3
     moved = 0

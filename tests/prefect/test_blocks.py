@@ -167,6 +167,29 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     assert len(coco.getImgIds()) == 2 == dataset.num_images  # type: ignore[attr-defined]
 
 
+def test_job_block_applies_the_quality_gate_and_splits(tmp_path: Path) -> None:
+    from prefect_synthdata.exceptions import DatasetQualityError
+
+    def run(**fields: object) -> object:
+        fields = {"params": {"width": 64, "height": 64}, **fields}
+        job = SynthDataJob(num_jobs=2, dest=str(tmp_path / "ds"), poll_cap_seconds=0.2, **fields)
+
+        async def run_it() -> object:
+            started = await job.trigger()
+            await started.wait_for_completion()
+            return await started.fetch_result(tmp_path / "work")
+
+        return asyncio.run(run_it())
+
+    with pytest.raises(DatasetQualityError, match="no labelled objects"):
+        run(name="unlabelled", params={"width": 64, "height": 64, "min_visible_pixels": 100000})
+    assert not (tmp_path / "ds" / "unlabelled").exists()
+    dataset = run(name="split", splits={"train": 0.5, "test": 0.5})
+    root = Path(dataset.uri)  # type: ignore[attr-defined]
+    assert (root / "annotations.train.coco.json").is_file()
+    assert (root / "annotations.test.coco.json").is_file()
+
+
 def test_job_block_rejects_bad_parameters_before_submitting() -> None:
     job = SynthDataJob(params={"width": 5})
     with pytest.raises(ParameterValidationError, match="'width' must be >= 32"):

@@ -96,9 +96,21 @@ def test_generate_run_emits_events_and_records_artifacts(tmp_path: Path) -> None
         (1, "succeeded"),
         (2, "succeeded"),
     ]
-    by_key = {a.key: a for a in by_type["markdown"]}  # Prefect stores links as markdown
-    assert f"({Path(dataset.uri).as_uri()})" in by_key["dataset-events-demo"].data
+    # keys name the dataset, not the batch: one history per dataset across runs
+    assert {a.key for a in artifacts} == {
+        "dataset-events-demo-progress",
+        "dataset-events-demo-jobs",
+        "dataset-events-demo",
+        "summary-events-demo",
+    }
+    by_key = {a.key: a for a in by_type["markdown"]}
+    # a local dataset: its path as text, no dead file:// link
+    where = by_key["dataset-events-demo"].data
+    assert f"`{dataset.uri}`" in where and "file://" not in where and "](" not in where
     summary = by_key["summary-events-demo"]
     assert f"| Images | {dataset.num_images} |" in summary.data and dataset.uri in summary.data
+    report = by_key["report-events-demo"].data  # every published dataset gets its report
+    assert report.startswith(f"# Dataset report: events-demo {dataset.version}")
+    assert "![samples](data:image/png;base64," in report and "## Objects per class" in report
 
     assert logs and parameters["request"]["credentials"] == "local"

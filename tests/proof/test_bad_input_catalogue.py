@@ -39,6 +39,7 @@ from prefect_synthdata.exceptions import (
     DestinationError,
     NotFoundError,
     ParameterValidationError,
+    ServerResponseError,
     TransientError,
     UnknownGeneratorError,
     UnsafeArchiveError,
@@ -50,6 +51,8 @@ from prefect_synthdata.providers.infinity import InfinityProvider
 from prefect_synthdata.providers.zpy import ZpyProvider
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
+from tests.providers import hostile
+from tests.providers.hostile import job
 from tests.providers.scripted_server import Reply, ScriptedServer, scripted_server
 from tests.reference_server import ServerProcess, free_port, run_reference_server
 from tests.storage.conftest import s3_client
@@ -195,6 +198,19 @@ def served_zip(payload: Callable[[], bytes]) -> Action:
     return run
 
 
+def hostile_server(call: hostile.Call) -> Action:
+    """Meet one hostile reply of `tests.providers.hostile` on a scripted server (no POST)."""
+
+    def run(world: World) -> Any:
+        with scripted_server() as (state, url):
+            try:
+                return call(state, url, world.target / "jobs")
+            finally:
+                assert [r.path for r in state.requests if r.method == "POST"] == []
+
+    return run
+
+
 def closed_port_url() -> str:
     """A URL on 127.0.0.1 where nothing listens (picked when the case runs)."""
     return f"http://127.0.0.1:{free_port()}"
@@ -230,7 +246,10 @@ CASES: dict[str, Case] = {
     "empty token": Case(lambda w: w.generate(credentials=w.provider(token="")), ConfigurationError, ("needs a server url and a token",)),
     "missing url": Case(lambda w: w.generate(credentials=InfinityCredentials(token=SecretStr(TOKEN))), ValidationError, ("url",)),  # type: ignore[call-arg]
     "not an http url": Case(flow(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
-    "closed port": Case(lambda w: w.generate(credentials=InfinityCredentials(url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:")),
+    "closed port": Case(lambda w: w.generate(credentials=InfinityCredentials(url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:", "giving up after 6 attempts")),
+    "token with a trailing newline": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\n")), ValidationError, ("line break",)),
+    "token with a non-latin-1 character": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\u2014")), ValidationError, ("outside latin-1",)),
+    "cli token with a CR": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN + "\r"), SystemExit, ("line break",)),
     "missing credentials block": Case(lambda w: resolve_provider(None, "no-such-block", SynthDataSettings()), ConfigurationError, ("no credentials block named 'no-such-block'",)),
     # the zpy dialect
     "zpy wrong token": Case(lambda w: w.generate(credentials=w.provider("zpy", token="not-the-token")), AuthenticationError, ("authentication failed",)),
@@ -259,6 +278,14 @@ CASES: dict[str, Case] = {
     "zip member that is a symlink": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), (symlink_member("j1/link"), b"/etc/passwd"))), UnsafeArchiveError, ("symbolic link",)),
     "zip bomb": Case(served_zip(zip_bomb), UnsafeArchiveError, ("exceed the limit",)),
     "zip without the job folder": Case(served_zip(lambda: plain_zip(("other/job.json", b"{}"))), NotFoundError, ("has no j1/ folder",)),
+    "zip member name over 255 bytes": Case(served_zip(lambda: plain_zip(("j1/" + "n" * 256, b"x"))), UnsafeArchiveError, ("over 255 bytes",)),
+    # what a hostile server sends (tests/providers/test_hostile_server.py has the rest)
+    "server job id with ..": Case(hostile_server(hostile.infinity_batch({"id": "b1", "name": hostile.NAME, "job_runs": [job(id="../../..")]})), ServerResponseError, ("job_runs[0].id '../../..'", "127.0.0.1")),
+    "server job_runs null": Case(hostile_server(hostile.infinity_batch({"id": "b1", "name": hostile.NAME, "job_runs": None})), ServerResponseError, ("batch job_runs None",)),
+    "server job without id": Case(hostile_server(hostile.infinity_batch({"id": "b1", "name": hostile.NAME, "job_runs": [{"name": "shapes"}]})), ServerResponseError, ("job_runs[0].id None",)),
+    "server relative result_url": Case(hostile_server(hostile.infinity_summary({"job_runs": [job(in_progress=False, result_url="j1.zip")]})), ServerResponseError, ("result_url of job j1",)),
+    "zpy dataset id with ..": Case(hostile_server(hostile.zpy_datasets({"id": "..", "name": hostile.NAME})), ServerResponseError, ("dataset id '..'",)),
+    "zpy next pointing to itself": Case(hostile_server(hostile.zpy_self_paging()), ServerResponseError, ("a page seen before",)),
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ Each path has a queue of `Reply`s; the last one repeats. Every request is record
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     cut_after: int | None = None  # announce the full length, send this many bytes, then close
     ranges: bool = False  # honour a Range header (206 / Content-Range)
+    drip_seconds: float = 0.0  # send the body one byte at a time, this long apart
+    chunked: bool = False  # send the body chunked, without Content-Length
 
 
 @dataclass
@@ -72,8 +75,16 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
+            if reply.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._send_chunked(payload)
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
+            if reply.drip_seconds:
+                self._drip(payload, reply.drip_seconds)
+                return
             if reply.cut_after is not None:
                 self.wfile.write(payload[: reply.cut_after])
                 self.wfile.flush()
@@ -81,6 +92,24 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(2)
                 return
             self.wfile.write(payload)
+
+        def _send_chunked(self, payload: bytes) -> None:
+            try:
+                for start in range(0, len(payload), 1 << 16):
+                    piece = payload[start : start + (1 << 16)]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:  # the client stopped reading, as it should
+                self.close_connection = True
+
+        def _drip(self, payload: bytes, seconds: float) -> None:
+            try:
+                for byte in payload:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(seconds)
+            except OSError:
+                self.close_connection = True
 
         do_GET = do_POST = _serve
 

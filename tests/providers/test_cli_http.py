@@ -62,3 +62,32 @@ def test_http_provider_needs_url_and_token(
     monkeypatch.delenv("SYNTHDATA_TOKEN", raising=False)
     assert main(["generators", "--provider", "zpy", "--url", "http://127.0.0.1:9"]) == 2
     assert "needs --url and --token" in capsys.readouterr().err
+
+
+def test_generate_with_a_credentials_block(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The token comes from a saved block; a typo is still answered before anything is submitted."""
+    from prefect_synthdata.blocks import InfinityCredentials
+
+    InfinityCredentials(url=server.url, token=SecretStr(TOKEN)).save("cli-block", overwrite=True)
+    args = ["generate", "--credentials-block", "synthdata-infinity-credentials/cli-block",
+            "--jobs", "1", "--param", "height=64", "--dest", str(tmp_path), "--name", "cli-block"]  # fmt: skip
+    assert main([*args, "--param", "widht=64"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown parameter 'widht' (did you mean 'width'?)" in err
+    assert "Traceback" not in err and not (tmp_path / "cli-block").exists()
+
+    code = main([*args, "--param", "width=64"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert TOKEN not in captured.out + captured.err
+    assert (Path(captured.out.strip().splitlines()[-1]) / "_SUCCESS").is_file()
+
+
+def test_a_missing_credentials_block_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "--credentials-block", "nope", "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error: no credentials block named 'nope'" in err and "Traceback" not in err

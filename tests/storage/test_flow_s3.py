@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from pycocotools.coco import COCO
 
 from prefect_synthdata.cli import main
@@ -24,6 +33,22 @@ from prefect_synthdata.storage.publish import fetch_dataset, list_datasets
 SMALL = {"width": 64, "height": 64}
 
 
+def _signed_get(url: str) -> httpx.Response:
+    """GET `url` signed with the test credentials (the bucket is private, as most are)."""
+    request = AWSRequest(method="GET", url=url)
+    S3SigV4Auth(Credentials("testing", "testing"), "s3", "us-east-1").add_auth(request)
+    return httpx.get(url, headers=dict(request.headers), timeout=10)
+
+
+async def _artifact(flow_run_id: Any, key: str) -> Any:
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    (artifact,) = [a for a in found if a.key == key]
+    return artifact
+
+
 def test_generate_flow_publishes_to_s3(
     bucket: str, s3_options: StoreOptions, tmp_path: Path
 ) -> None:
@@ -34,8 +59,19 @@ def test_generate_flow_publishes_to_s3(
         dest=f"s3://{bucket}/datasets",
         storage=s3_options,
     )
-    first = generate_dataset(request)
+    state = generate_dataset(request, return_state=True)
+    first = state.result()
     assert first.uri == f"s3://{bucket}/datasets/shapes-s3/{first.version}"
+    # the link artifact is an http URL on the endpoint that opens the version's manifest,
+    # and its description carries the s3:// URI as text
+    link = asyncio.run(_artifact(state.state_details.flow_run_id, "dataset-shapes-s3"))
+    url = re.search(r"\]\((http[^)]+)\)", str(link.data)).group(1)  # type: ignore[union-attr]
+    assert (
+        url
+        == f"{s3_options.endpoint_url}/{bucket}/datasets/shapes-s3/{first.version}/manifest.json"
+    )
+    assert _signed_get(url).json()["version"] == first.version  # the object a reader opens
+    assert first.uri in (link.description or "")
     assert first.files_uploaded > 0
     store = open_store(request.dest, s3_options)
     assert list_datasets(store) == {"shapes-s3": [first.version]}
@@ -106,7 +142,9 @@ def test_cli_generate_ls_and_fetch_on_s3(
     assert (tmp_path / "data" / "manifest.json").is_file()
 
     assert main(["datasets", "ls", dest, "--json", *endpoint]) == 0
-    assert json.loads(capsys.readouterr().out) == {"cli-demo": ["v1"]}
+    assert [(r["name"], r["version"]) for r in json.loads(capsys.readouterr().out)] == [
+        ("cli-demo", "v1")
+    ]
 
     assert main(["datasets", "ls", f"s3://no-such-bucket-{bucket[-8:]}", *endpoint]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from prefect_synthdata.exceptions import (
 from prefect_synthdata.storage import ObjectStore, Upload
 from prefect_synthdata.storage.publish import (
     LATEST,
+    PublishResult,
     fetch_dataset,
     latest_version,
     list_datasets,
@@ -97,13 +100,56 @@ def test_different_content_for_a_published_version_is_refused(
     assert fetch_dataset(store, "demo", "v1", tmp_path / "fetched") == original
 
 
-def test_half_published_other_content_is_replaced(store: ObjectStore, tmp_path: Path) -> None:
+def test_half_published_other_content_is_replaced_once_its_lease_ends(
+    store: ObjectStore, tmp_path: Path
+) -> None:
     first = make_dataset(tmp_path / "a", image_files(6, seed="a"))
-    with pytest.raises(KeyboardInterrupt):
-        publish(CrashAfter(store, 3), tmp_path / "a", first)  # type: ignore[arg-type]
-    second = make_dataset(tmp_path / "b", image_files(6, seed="b"))
-    assert publish(store, tmp_path / "b", second).files_uploaded == 6
+    with pytest.raises(KeyboardInterrupt):  # killed: its claim is no longer renewed
+        publish(CrashAfter(store, 5), tmp_path / "a", first, lease_seconds=0.5)  # type: ignore[arg-type]
+    second = make_dataset(tmp_path / "b", image_files(3, seed="b"))
+    with pytest.raises(VersionConflictError, match="being published with different content"):
+        publish(store, tmp_path / "b", second)  # the lease is still live: maybe not dead
+    time.sleep(0.6)
+    assert publish(store, tmp_path / "b", second).files_uploaded == 3
     assert fetch_dataset(store, "demo", "v1", tmp_path / "fetched") == second
+    left = [k.split("/", 2)[2] for k in store.list_keys("demo/v1")]
+    images = sorted(k for k in left if k.startswith("images/"))
+    assert images == sorted(f.path for f in second.files)  # the killed publish's extra files went
+    assert sorted(k for k in left if not k.startswith("images/")) == sorted([MANIFEST, SUCCESS])
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_concurrent_publishers_of_different_content_one_wins(
+    store: ObjectStore, tmp_path: Path, round_: int
+) -> None:
+    contents = {
+        seed: make_dataset(tmp_path / seed, image_files(20, seed=f"{seed}{round_}"))
+        for seed in ("a", "b")
+    }
+    start = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def publisher(seed: str) -> None:
+        start.wait()
+        try:
+            outcomes[seed] = publish(store, tmp_path / seed, contents[seed])
+        except VersionConflictError as exc:
+            outcomes[seed] = exc
+
+    threads = [threading.Thread(target=publisher, args=(seed,)) for seed in contents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [seed for seed, outcome in outcomes.items() if isinstance(outcome, PublishResult)]
+    losers = [
+        seed for seed, outcome in outcomes.items() if isinstance(outcome, VersionConflictError)
+    ]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    fetched = fetch_dataset(store, "demo", "v1", tmp_path / "fetched")  # every file verified
+    assert fetched == contents[winners[0]]
+    published = sorted(k.split("/", 2)[2] for k in store.list_keys("demo/v1"))
+    assert [k for k in published if k.startswith("images/")] == [f.path for f in fetched.files]
 
 
 def test_latest_moves_only_after_a_complete_version(store: ObjectStore, tmp_path: Path) -> None:

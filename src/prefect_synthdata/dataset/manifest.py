@@ -46,6 +46,16 @@ def file_entry(path: Path, relative: str) -> FileEntry:
     return FileEntry(path=relative, size=path.stat().st_size, sha256=sha256_file(path))
 
 
+class SplitEntry(BaseModel):
+    """One split of a dataset: its COCO file and what it holds (whole jobs only)."""
+
+    name: str
+    file: str
+    num_jobs: int
+    num_images: int
+    num_annotations: int
+
+
 class Manifest(BaseModel):
     """The content of `manifest.json`. Deterministic: no timestamps, sorted files."""
 
@@ -59,6 +69,8 @@ class Manifest(BaseModel):
     num_images: int
     num_annotations: int
     categories: list[str]
+    num_ignore_regions: int = 0
+    splits: list[SplitEntry] = Field(default_factory=list)
     job_ids: list[str] = Field(default_factory=list)
     job_params: list[dict[str, Any]]
     files: list[FileEntry]

@@ -2,17 +2,24 @@
 
 Each visible instance gets a tight bbox from its visible mask, `area` equal to its
 visible pixel count and a compressed RLE of that mask. Instances that are fully
-occluded, smaller than `min_visible_pixels`, or whose visible fraction of their
-unoccluded in-frame area is below `min_visibility` are dropped. Work per instance
-is bounded by the region the generator drew it in, not the whole frame.
+occluded get nothing. Visible instances below the label filters (fewer than
+`min_visible_pixels` pixels, or a visible fraction of their unoccluded in-frame area
+below `min_visibility`) are kept as *ignore regions*: `iscrowd` 1, which COCOeval
+treats as "neither a hit nor a miss" and torchvision's and detectron2's training
+loaders skip. Work per instance is bounded by the region the generator drew it in.
+
+Beyond the COCO keys, each annotation carries `track_id` (the object, stable across a
+video's frames), `iseg_id` (its value in the instance map) and `visibility`.
 
 Example:
     >>> import numpy as np
     >>> from prefect_synthdata.engine.generators.base import Instance
     >>> iseg = np.zeros((4, 4), np.uint16); iseg[1:3, 1:4] = 7
     >>> ann = instance_annotations(iseg, {7: Instance(2, 1, 6, (0, 4, 0, 4))}, 1, 0.5)[0]
-    >>> ann["bbox"], ann["area"], ann["category_id"], ann["visibility"]
-    ([1, 1, 3, 2], 6, 2, 1.0)
+    >>> ann["bbox"], ann["area"], ann["category_id"], ann["visibility"], ann["iscrowd"]
+    ([1, 1, 3, 2], 6, 2, 1.0, 0)
+    >>> instance_annotations(iseg, {7: Instance(2, 1, 6, (0, 4, 0, 4))}, 10, 0.5)[0]["iscrowd"]
+    1
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ def instance_annotations(
     min_visible_pixels: int,
     min_visibility: float,
 ) -> list[dict[str, Any]]:
-    """One annotation per sufficiently visible instance, in instance-id order.
+    """One annotation per visible instance, in instance-id order: labelled (`iscrowd` 0)
+    if it passes the filters, else an ignore region (`iscrowd` 1).
 
     Annotation and image ids are left for the caller to assign.
     """
@@ -50,15 +58,16 @@ def instance_annotations(
         local = iseg[y0:y1, x0:x1] == instance_id
         area = int(np.count_nonzero(local))
         visibility = area / instance.pixels if instance.pixels else 0.0
-        if area == 0 or area < min_visible_pixels or visibility < min_visibility:
+        if area == 0:
             continue
+        labelled = area >= min_visible_pixels and visibility >= min_visibility
         rows = np.flatnonzero(local.any(axis=1))
         cols = np.flatnonzero(local.any(axis=0))
         full = np.zeros((height, width), np.uint8, order="F")
         full[y0:y1, x0:x1] = local
         annotations.append(
             {
-                "instance_id": instance_id,
+                "iseg_id": instance_id,
                 "track_id": instance.track_id,
                 "category_id": instance.category_id,
                 "bbox": [
@@ -69,7 +78,7 @@ def instance_annotations(
                 ],
                 "area": area,
                 "segmentation": encode_rle(full),
-                "iscrowd": 0,
+                "iscrowd": 0 if labelled else 1,
                 "visibility": round(min(visibility, 1.0), 4),
             }
         )

@@ -85,6 +85,47 @@ def jitter_colour(base: np.ndarray, jitter: float, rng: np.random.Generator) -> 
     )
 
 
+def object_colours(
+    kinds: np.ndarray,
+    palette: np.ndarray,
+    class_colours: bool,
+    jitter: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(n, 3) float32 RGB colours of objects of categories `kinds`.
+
+    With `class_colours`, each is its category's `palette` colour moved by `jitter`
+    (colour then gives the class away); otherwise a random hue, saturation and value,
+    drawn the same way whatever the category.
+
+    Example:
+        >>> object_colours(np.array([0, 1]), np.zeros((2, 3)), False, 0.0, np.random.default_rng(0)).shape
+        (2, 3)
+    """
+    if class_colours:
+        return np.stack([jitter_colour(palette[k], jitter, rng) for k in kinds]).reshape(-1, 3)
+    n = len(kinds)
+    hue = rng.uniform(0, 6, size=n)
+    saturation, value = rng.uniform(0.25, 0.9, size=n), rng.uniform(90, 245, size=n)
+    # HSV -> RGB: each channel's distance from its own hue sector
+    k = np.mod(np.array([5.0, 3.0, 1.0])[None, :] + hue[:, None], 6)
+    weight = np.clip(np.minimum(k, 4 - k), 0, 1)
+    rgb = value[:, None] * (1 - saturation[:, None] * weight)
+    return rgb.astype(np.float32)
+
+
+def log_uniform(low: float, high: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` draws spread evenly in log scale over [low, high] (in either order): as many
+    objects between 10 and 20 pixels across as between 100 and 200.
+
+    Example:
+        >>> bool(np.all(log_uniform(1.0, 8.0, 5, np.random.default_rng(0)) <= 8.0))
+        True
+    """
+    lo, hi = sorted((low, high))
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size=size))
+
+
 @lru_cache(maxsize=64)
 def _noise_table(noise_std: float) -> np.ndarray:
     """Gaussian quantiles at the 256 byte values: `table[u]` is noise for random byte `u`."""

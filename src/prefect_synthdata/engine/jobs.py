@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_synthdata.engine.allocator import tune_allocator
-from prefect_synthdata.engine.generators import get_generator
+from prefect_synthdata.engine.generators import RENDER_THREADS_ENV, get_generator
 from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
@@ -83,8 +83,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _start_render_worker(parent: int) -> None:
-    """Render-process initializer: tune the allocator, and end the process with `parent`.
+def _start_render_worker(parent: int, workers: int) -> None:
+    """Render-process initializer: tune the allocator, take a 1/`workers` share of the
+    cores for renderers with threads (`SYNTHDATA_RENDER_THREADS`), end with `parent`.
 
     A pool's workers outlive a parent killed with SIGKILL: each holds both ends of the
     task queue, so it never sees the queue close and waits forever. A daemon thread
@@ -93,6 +94,7 @@ def _start_render_worker(parent: int) -> None:
     not read here: a parent killed while this process was starting is already gone.
     """
     tune_allocator()
+    os.environ[RENDER_THREADS_ENV] = str(max(1, default_workers() // workers))
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -291,7 +293,7 @@ class JobService:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_render_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.workers),
             )
         final = self.results_dir / job_id
         if final.is_dir():  # rendered before a crash could record it

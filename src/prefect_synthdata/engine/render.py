@@ -11,8 +11,10 @@ This is the per-job result layout every provider hands to the dataset builder:
 
 `labels.json` images carry `frame_number`, the map file names and `metadata`
 (camera, lighting, seed); annotations carry `track_id` (stable across a video's
-frames, MOT-style), `instance_id` (the value in the iseg map) and `visibility`.
+frames, MOT-style), `iseg_id` (the value in the iseg map) and `visibility`.
 Nothing time-dependent is written, so a job renders to the same bytes every time.
+Each frame is checked against the generator contract (`contract.check_frame`) before
+anything of it is written; a broken frame fails the job with GeneratorContractError.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,6 +33,7 @@ from typing import Any
 from prefect_synthdata.engine import png
 from prefect_synthdata.engine.annotate import instance_annotations
 from prefect_synthdata.engine.generators import get_generator
+from prefect_synthdata.engine.generators.contract import check_frame, requested_size
 
 
 def render_job(
@@ -43,7 +46,9 @@ def render_job(
     annotations: list[dict[str, Any]] = []
     min_pixels = int(params.get("min_visible_pixels", 1))
     min_visibility = float(params.get("min_visibility", 0.0))
+    size = requested_size(params)
     for index, frame in enumerate(generator.render_frames(params, is_preview)):
+        check_frame(generator_name, frame, len(generator.categories), size)
         stem = f"image.{index:06d}"
         png.write_png(out_dir / f"{stem}.rgb.png", frame.rgb, png.RGB)
         png.write_png(out_dir / f"{stem}.iseg.png", frame.iseg, png.INSTANCES)

@@ -13,7 +13,7 @@ from datetime import UTC
 
 from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
 from prefect_synthdata.dataset.manifest import DatasetManifest
@@ -24,6 +24,8 @@ from prefect_synthdata.settings import SynthDataSettings
 
 class GenerateRequest(RunSpec):
     """Everything a generate-and-publish run needs; the Prefect UI renders it as a form."""
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped field is refused, not ignored
 
     credentials: CredentialsReference = Field(
         default=None,

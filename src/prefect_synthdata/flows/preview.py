@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
@@ -37,6 +37,8 @@ BOX_COLOURS = ["#ff3b30", "#34c759", "#007aff", "#ffcc00", "#af52de", "#ff9500"]
 
 class PreviewRequest(WaitSettings):
     """A handful of preview frames of one generator: a preview run that publishes nothing."""
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped field is refused, not ignored
 
     generator: str = Field(default="shapes", description="Generator name, e.g. 'shapes'.")
     params: dict[str, Any] = Field(
@@ -120,7 +122,8 @@ def preview_frames(
     names = {c["id"]: c["name"] for c in coco["categories"]}
     boxes: dict[int, list[tuple[list[float], str]]] = {image["id"]: [] for image in coco["images"]}
     for ann in coco["annotations"]:
-        boxes[ann["image_id"]].append((ann["bbox"], names[ann["category_id"]]))
+        if not ann.get("iscrowd"):  # ignore regions are not objects
+            boxes[ann["image_id"]].append((ann["bbox"], names[ann["category_id"]]))
     frames = []
     for index, image in enumerate(coco["images"]):
         found = boxes[image["id"]]

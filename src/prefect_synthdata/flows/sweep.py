@@ -27,7 +27,7 @@ from typing import Any, Literal, Self
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.blocks.credentials import resolve_provider
@@ -45,6 +45,8 @@ MAX_POINTS = 1000
 
 class SweepAxis(BaseModel):
     """One swept parameter: explicit `values`, or `num` evenly spaced values from `start` to `stop`."""
+
+    model_config = ConfigDict(extra="forbid")
 
     param: str = Field(
         description="Generator parameter to vary, e.g. 'num_objects', 'noise_std' or 'state'."
@@ -81,6 +83,8 @@ class SweepAxis(BaseModel):
 
 class SweepRequest(BaseModel):
     """A sweep: the base request, the axes, how to combine them and how to publish."""
+
+    model_config = ConfigDict(extra="forbid")
 
     base: GenerateRequest = Field(
         default_factory=GenerateRequest,

@@ -74,7 +74,7 @@ def class_stats(coco: COCO) -> list[ClassStats]:
     """Per-category counts and geometry means; a category with no instances is listed with zeros."""
     out = []
     for cat in coco.loadCats(coco.getCatIds()):
-        anns = coco.loadAnns(coco.getAnnIds(catIds=[cat["id"]]))
+        anns = coco.loadAnns(coco.getAnnIds(catIds=[cat["id"]], iscrowd=False))
         if not anns:
             out.append(
                 ClassStats(
@@ -111,7 +111,7 @@ def fit_and_score(coco: COCO, holdout_fraction: float) -> tuple[int, float | Non
 
     Returns (test instances, accuracy, majority-class baseline accuracy).
     """
-    anns = coco.loadAnns(coco.getAnnIds())
+    anns = coco.loadAnns(coco.getAnnIds(iscrowd=False))  # ignore regions are not objects
     train = [a for a in anns if not held_out(a["image_id"], holdout_fraction)]
     test = [a for a in anns if held_out(a["image_id"], holdout_fraction)]
     if not train or not test:

@@ -10,17 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.providers.trust import token_problem
 from prefect_synthdata.settings import SynthDataSettings
 
 ProviderKind = Literal["local", "infinity", "zpy"]
 
 
 class ProviderConfig(BaseModel):
-    """Which service to talk to and how. The token is a `SecretStr` and never logged."""
+    """Which service to talk to and how. The token is a `SecretStr` and never logged; one
+    that cannot be sent in a header is refused here, without being shown."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kind: ProviderKind = Field(default="local", description="local, infinity or zpy.")
     url: str | None = Field(default=None, description="Server URL of an HTTP provider.")
@@ -51,6 +55,14 @@ class ProviderConfig(BaseModel):
                 "cache_dir": self.cache_dir or settings.home / "cache" / "zpy",
             }
         )
+
+    @field_validator("token")
+    @classmethod
+    def _sendable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        problem = token_problem(token.get_secret_value()) if token is not None else None
+        if problem:
+            raise ValueError(problem)
+        return token
 
     def create(self) -> Provider:
         """Build the provider this config describes; ConfigurationError if a setting is missing."""

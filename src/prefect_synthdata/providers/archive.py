@@ -1,7 +1,7 @@
 """Safe extraction of result zips downloaded from a generation service.
 
 Every member name is checked before a byte is written: no absolute paths, no drive
-letters or backslashes, no `..`, no symbolic links or other special files, no
+letters or backslashes, no `..`, no name part over 255 bytes, no symbolic links or other special files, no
 encrypted or duplicate members, and a bound on the total uncompressed size. The
 zip's CRC-32 of each member is checked as it is read. On any failure the
 destination folder is removed, so nothing half-extracted is left behind.
@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from prefect_synthdata.exceptions import IntegrityError, UnsafeArchiveError
 
 MAX_TOTAL_BYTES = 8 << 30  # 8 GiB uncompressed per extraction
+MAX_NAME_BYTES = 255  # the longest file name common file systems store
 CHUNK = 1 << 20
 
 
@@ -43,6 +44,10 @@ def check_member(info: zipfile.ZipInfo) -> PurePosixPath:
     path = PurePosixPath(name)
     if any(part == ".." for part in path.parts):
         raise UnsafeArchiveError(f"zip member {name!r} escapes the destination")
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in path.parts):
+        raise UnsafeArchiveError(
+            f"zip member {name[:80]!r}... has a name part over {MAX_NAME_BYTES} bytes"
+        )
     file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
     if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
         kind = "a symbolic link" if file_type == stat.S_IFLNK else "a special file"

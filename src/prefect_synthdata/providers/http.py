@@ -1,10 +1,21 @@
 """The HTTP layer shared by the `infinity` and `zpy` providers.
 
-One `requests.Session` per client with connect/read timeouts; reads are retried on
-429, 5xx and connection errors with exponential backoff, jitter and `Retry-After`;
-responses map onto `prefect_synthdata.exceptions`. A POST that creates something is
-sent once: when its outcome is unknown (timeout, reset, 5xx) it raises
-`AmbiguousRequestError` and the provider looks the object up by its deterministic name.
+One `requests.Session` per client. Every call gets ONE budget, a urllib3 `Retry`
+built by `RetryPolicy.budget()`: attempts, exponential backoff with jitter, `Retry-After`
+(capped), and which calls may be sent again. Requests' `HTTPAdapter` mounts a `Retry`
+that covers only status lines and connections; here the same object also covers the
+body (a reply cut short is retried from the same budget) and a total deadline, so one
+loop spends it. A POST that creates something is sent once: when its outcome is
+unknown (timeout, reset, 5xx) it raises `AmbiguousRequestError` and the provider looks
+the object up by its deterministic name; a POST refused with 429 or a connection that
+was never made is certainly not processed and is sent again. When the budget or the
+deadline is spent, `RetriesExhaustedError` says so and nothing above retries it again.
+
+Bounds: each call finishes within `RetryPolicy.deadline_seconds` (plus at most one
+connect timeout), however slowly a server drips its reply; JSON replies are read up to
+`max_json_bytes`; downloads stop at the announced size (else at `max_download_bytes`).
+Errors carry the HTTP status as `.status` and say whether retrying is safe
+(`.retryable`); nobody matches messages.
 
 The token is a `SecretStr`. It is added to each request's headers, is never stored on
 the session, never sent to another host (result URLs), and is scrubbed from every
@@ -21,20 +32,24 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
 import logging
-import random
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from pydantic import SecretStr
+from urllib3.util.retry import Retry
 
 from prefect_synthdata.dataset.manifest import sha256_file
 from prefect_synthdata.exceptions import (
@@ -44,22 +59,36 @@ from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
     QuotaExceededError,
+    RetriesExhaustedError,
+    ServerResponseError,
     SynthDataError,
     TransientError,
 )
+from prefect_synthdata.providers.trust import token_problem
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: What a `Retry` for a non-idempotent call may resend on 5xx: only methods it never sends.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CONNECTION_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
 )
 MAX_DETAIL = 500
+#: How much of an error reply is read for its message.
+MAX_ERROR_BYTES = 64 << 10
 CHUNK = 1 << 16  # a dropped connection loses at most one partly read chunk
 CHECKSUM_HEADER = "X-Checksum-Sha256"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: The latest monotonic time by which calls made in this context must finish (see `deadline`).
+_AMBIENT_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "synthdata_http_deadline", default=math.inf
+)
 
 
 class AmbiguousRequestError(TransientError):
@@ -74,24 +103,123 @@ class HttpStatusError(SynthDataError):
         self.status = status
 
 
+class CallRetry(Retry):
+    """urllib3's `Retry`, plus: a 429 is retried for any method (the server refused the
+    request, so it was certainly not processed)."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429:
+            return bool(self.total)
+        return super().is_retry(method, status_code, has_retry_after)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How reads are retried: `attempts` in all, backoff doubling from `initial` to `cap` seconds.
+    """The budget of one HTTP call: `attempts` in all, within `deadline_seconds`.
 
-    Each wait is drawn uniformly from [backoff/2, backoff] (jitter); a `Retry-After`
-    header lengthens it (up to `retry_after_cap`). `attempts` also bounds how often a
-    POST rejected with 429 (so certainly not processed) is sent again.
+    Backoff doubles from `initial_seconds` up to `cap_seconds`, with up to
+    `initial_seconds` of jitter; a `Retry-After` header lengthens a wait up to
+    `retry_after_cap_seconds`. With the defaults a server that refuses connections fails
+    after 6 attempts in about 6 s; one that accepts and stays silent (or drips) fails
+    after `deadline_seconds` (plus at most one connect timeout).
+
+    Example:
+        >>> RetryPolicy().budget(idempotent=False).is_retry("POST", 503)
+        False
+        >>> RetryPolicy().budget(idempotent=True).is_retry("POST", 503)
+        True
     """
 
-    attempts: int = 8
-    initial_seconds: float = 0.1
-    cap_seconds: float = 10.0
-    retry_after_cap_seconds: float = 60.0
+    attempts: int = 6
+    initial_seconds: float = 0.2
+    cap_seconds: float = 4.0
+    retry_after_cap_seconds: float = 10.0
+    deadline_seconds: float = 30.0
+    download_deadline_seconds: float = 3600.0
+    max_json_bytes: int = 32 << 20
+    max_download_bytes: int = 16 << 30
 
-    def backoff(self, attempt: int) -> float:
-        """Jittered wait before retry number `attempt` (0-based)."""
-        ceiling = min(self.cap_seconds, self.initial_seconds * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
+    def budget(self, idempotent: bool) -> CallRetry:
+        """A fresh urllib3 `Retry` for one call; only idempotent calls retry 5xx or reads."""
+        return CallRetry(
+            total=self.attempts - 1,
+            allowed_methods=None if idempotent else SAFE_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.initial_seconds,
+            backoff_max=self.cap_seconds,
+            backoff_jitter=self.initial_seconds,
+            raise_on_status=False,
+        )
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every HTTP call made inside must finish within `seconds` from now (nested: the
+    earliest wins). Used by `batches.poll_until_done` to bound each poll.
+
+    Example:
+        >>> with deadline(5):
+        ...     0 < remaining(math.inf) <= 5
+        True
+    """
+    at = min(_AMBIENT_DEADLINE.get(), time.monotonic() + seconds)
+    token = _AMBIENT_DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _AMBIENT_DEADLINE.reset(token)
+
+
+def remaining(seconds: float) -> float:
+    """Seconds left of a call allowed `seconds`, within any enclosing `deadline`."""
+    return min(seconds, _AMBIENT_DEADLINE.get() - time.monotonic())
+
+
+def read_chunks(response: requests.Response, until: float, read_timeout: float) -> Iterator[bytes]:
+    """The body of a streamed response, chunk by chunk, as the bytes arrive.
+
+    Each socket read waits at most until `until` (a monotonic time), so a server that
+    drips one byte at a time cannot hold the call past it: `requests.Timeout` then.
+    """
+    raw = response.raw
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            raise requests.Timeout("no complete reply before the deadline")
+        connection = getattr(raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(min(read_timeout, left))
+        chunk = raw.read1(CHUNK, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
+def read_body(
+    response: requests.Response,
+    limit: int,
+    until: float,
+    read_timeout: float,
+    what: str,
+    *,
+    truncate: bool = False,
+) -> bytes:
+    """The whole body, or ServerResponseError once it is (or is announced) over `limit`
+    bytes; with `truncate`, its first `limit` bytes instead (for error messages)."""
+    length = response.headers.get("Content-Length", "")
+    if not truncate and length.isdigit() and int(length) > limit:
+        raise ServerResponseError(
+            f"{what}: the reply announces {int(length)} bytes, over the limit of {limit}"
+        )
+    body = bytearray()
+    for chunk in read_chunks(response, until, read_timeout):
+        body += chunk
+        if len(body) > limit:
+            if truncate:
+                return bytes(body[:limit])
+            raise ServerResponseError(f"{what}: the reply is over the limit of {limit} bytes")
+    return bytes(body)
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -159,11 +287,13 @@ def connection_failure(exc: Exception) -> str:
     """
     if isinstance(exc, requests.ConnectTimeout):
         return "connect timed out"
-    if isinstance(exc, requests.ReadTimeout):
+    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
+    if isinstance(exc, requests.Timeout):
+        return "no complete reply before the deadline"
     if "Connection refused" in repr(exc):
         return "connection refused"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
         return "connection dropped mid-body"
     return f"connection failed ({type(exc).__name__})"
 
@@ -203,6 +333,9 @@ class HttpClient:
             raise ConfigurationError(
                 f"server URL must start with http:// or https://, got {base_url!r}"
             )
+        problem = token_problem(token.get_secret_value())
+        if problem:
+            raise ConfigurationError(problem)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._token = token
         self.auth_scheme = auth_scheme
@@ -234,68 +367,117 @@ class HttpClient:
         form: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Send a request to `url` (absolute, on this server) and return the 2xx response.
+        """Send a request to `url` (absolute, on this server) and return the 2xx response,
+        its body read (at most `max_json_bytes`).
 
-        Idempotent requests are retried on transient failures; others are retried only
-        on 429 and on connection failures that provably happened before sending.
-        Raises the mapped domain exception otherwise.
+        One budget (`RetryPolicy.budget`) and one deadline cover the call: idempotent
+        requests are retried on transient failures; others only on 429 and on connections
+        that were never made. Raises the mapped domain exception otherwise.
         """
         if not same_origin(self.base_url, url):
-            raise SynthDataError(f"refusing to send credentials to {urlsplit(url).netloc}")
+            raise ServerResponseError(
+                f"{self.base_url} sent a URL on another server ({urlsplit(url).netloc}): "
+                "refusing to send credentials there"
+            )
         all_headers = {**self.auth_headers(), **(headers or {})}
         what = request_label(method, url)
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        retry: Retry = self.retry.budget(idempotent)
+        until = time.monotonic() + remaining(self.retry.deadline_seconds)
+        while True:
             try:
-                response = self.session.request(
+                response = self._send(
                     method,
                     url,
+                    until,
                     params=params,
                     json=json_body,
                     data=form,
                     headers=all_headers,
-                    timeout=self.timeout,
                     allow_redirects=idempotent,
                 )
+                with response:
+                    ok = response.status_code < 400
+                    body = read_body(
+                        response,
+                        self.retry.max_json_bytes if ok else MAX_ERROR_BYTES,
+                        until,
+                        self.timeout[1],
+                        what,
+                        truncate=not ok,
+                    )
             except CONNECTION_ERRORS as exc:
-                safe = idempotent or _never_sent(exc)
-                if not safe:
-                    raise AmbiguousRequestError(
-                        f"{what}: outcome unknown ({connection_failure(exc)})"
-                    ) from None
-                if last:
-                    raise TransientError(
-                        f"{what}: {connection_failure(exc)}, giving up after {attempt + 1} attempts"
-                    ) from None
-                self._sleep(what, attempt, None, connection_failure(exc))
+                reason = connection_failure(exc)
+                if not (idempotent or _never_sent(exc)):
+                    raise AmbiguousRequestError(f"{what}: outcome unknown ({reason})") from None
+                retry = self._spend(retry, what, reason, until, None)
                 continue
-            if response.status_code < 400:
+            response._content = body
+            if ok:
                 return response
-            retryable = response.status_code in RETRY_STATUSES
-            if retryable and not idempotent and response.status_code != 429:
-                raise AmbiguousRequestError(
-                    f"{what}: outcome unknown (HTTP {response.status_code})"
-                )
-            if not retryable or last:
+            status = response.status_code
+            if not retry.is_retry(method, status, "Retry-After" in response.headers):
+                if status in RETRY_STATUSES and not idempotent:
+                    raise AmbiguousRequestError(
+                        f"{what}: outcome unknown (HTTP {status})", status=status
+                    )
                 raise self.error_for(what, response)
-            self._sleep(
-                what, attempt, retry_after_seconds(response), f"HTTP {response.status_code}"
+            retry = self._spend(retry, what, f"HTTP {status}", until, response)
+
+    def _send(self, method: str, url: str, until: float, **kw: Any) -> requests.Response:
+        """One attempt, streamed (the body is read by `read_body`), within `until`."""
+        left = until - time.monotonic()
+        if left <= 0:
+            raise requests.Timeout("deadline passed")
+        connect, read = self.timeout
+        return self.session.request(
+            method, url, stream=True, timeout=(min(connect, left), min(read, left)), **kw
+        )
+
+    def _spend(
+        self,
+        retry: Retry,
+        what: str,
+        reason: str,
+        until: float,
+        response: requests.Response | None,
+    ) -> Retry:
+        """Take one retry from the budget and wait its backoff (or `Retry-After`).
+
+        RetriesExhaustedError when the budget is spent or the wait would pass the deadline.
+        """
+        status = response.status_code if response is not None else None
+        attempts = len(retry.history) + 1
+        try:
+            retry = retry.increment()
+        except urllib3.exceptions.MaxRetryError:
+            raise RetriesExhaustedError(
+                f"{what}: {reason}, giving up after {attempts} attempts",
+                status=status,
+            ) from None
+        wait = retry.get_backoff_time()
+        after = retry_after_seconds(response) if response is not None else None
+        if after is not None:
+            wait = max(wait, min(after, self.retry.retry_after_cap_seconds))
+        if time.monotonic() + wait >= until:
+            raise RetriesExhaustedError(
+                f"{what}: {reason}, giving up after {attempts} attempts: no time left "
+                f"within the {self.retry.deadline_seconds:g} s deadline",
+                status=status,
             )
-        raise AssertionError("unreachable")  # pragma: no cover
+        logger.debug("%s: %s, retrying in %.2fs", what, reason, wait)
+        time.sleep(wait)
+        return retry
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
-        """GET (retried, also when the body arrives truncated) and decode JSON."""
-        for attempt in range(self.retry.attempts):
-            response = self.request("GET", url, idempotent=True, params=params, **kw)
-            try:
-                return response.json()
-            except ValueError:
-                if attempt == self.retry.attempts - 1:
-                    raise TransientError(
-                        f"{request_label('GET', url)}: response is not JSON"
-                    ) from None
-                self._sleep(request_label("GET", url), attempt, None, "undecodable body")
-        raise AssertionError("unreachable")  # pragma: no cover
+        """GET (retried, also when the body arrives cut short) and decode JSON;
+        ServerResponseError when the complete reply is not JSON."""
+        response = self.request("GET", url, idempotent=True, params=params, **kw)
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerResponseError(
+                f"{request_label('GET', url)}: the reply is not JSON"
+            ) from None
 
     def post_json(self, url: str, *, idempotent: bool = False, **kw: Any) -> Any:
         """POST once (see `request`) and decode JSON; an undecodable reply is ambiguous."""
@@ -318,10 +500,14 @@ class HttpClient:
         """Stream `url` to `dest`, resuming a partial `dest.part` with an HTTP Range request.
 
         The Authorization header goes only to URLs on this client's server (a result URL
-        on another host is pre-signed). Size and sha256 are checked when known;
+        on another host is pre-signed). Writing stops at the expected size, else at the
+        announced `Content-Length`, else at `max_download_bytes` (ServerResponseError, the
+        partial file removed); the whole download must finish within
+        `download_deadline_seconds`. Size and sha256 are checked when known;
         IntegrityError (and the partial file removed) when they do not match; a sha256 the
-        server announces in `X-Checksum-Sha256` is checked too. An existing
-        `dest` that passes the checks is kept without any request.
+        server announces in `X-Checksum-Sha256` is checked too. An existing `dest` that
+        passes the checks is kept without any request. Attempts that make no progress
+        spend the retry budget; progress renews it.
         """
         if dest.exists():
             try:
@@ -333,23 +519,34 @@ class HttpClient:
         part = dest.with_name(dest.name + ".part")
         headers = self.auth_headers() if same_origin(self.base_url, url) else {}
         what = request_label("GET", url)
-        failures = 0
+        until = time.monotonic() + remaining(self.retry.download_deadline_seconds)
+        retry: Retry = self.retry.budget(idempotent=True)
         announced: list[str] = []
         while True:
             have = part.stat().st_size if part.exists() else 0
+            response: requests.Response | None = None
             try:
-                finished = self._download_step(url, part, have, headers, what, announced)
+                response = self._send("GET", url, until, headers=self._range(headers, have))
+                with response:
+                    finished = self._download_step(
+                        response, part, have, expected_size, what, announced, until
+                    )
             except CONNECTION_ERRORS as exc:
                 finished, reason = False, connection_failure(exc)
+            except ServerResponseError:
+                part.unlink(missing_ok=True)
+                raise
             else:
-                reason = "incomplete body"
+                reason = (
+                    f"HTTP {response.status_code}"
+                    if response.status_code >= 400
+                    else ("incomplete body")
+                )
             if finished:
                 break
-            grew = part.exists() and part.stat().st_size > have
-            failures = 0 if grew else failures + 1
-            if failures >= self.retry.attempts:
-                raise TransientError(f"{what}: {reason}, giving up after {failures} attempts")
-            self._sleep(what, failures, None, reason)
+            if part.exists() and part.stat().st_size > have:
+                retry = self.retry.budget(idempotent=True)  # progress renews the budget
+            retry = self._spend(retry, what, reason, until, response)
         try:
             verify_file(
                 part, expected_size, expected_sha256 or (announced[-1] if announced else None)
@@ -360,70 +557,89 @@ class HttpClient:
         part.replace(dest)
         return dest
 
+    @staticmethod
+    def _range(headers: dict[str, str], have: int) -> dict[str, str]:
+        return {**headers, "Range": f"bytes={have}-"} if have else dict(headers)
+
     def _download_step(
-        self, url: str, part: Path, have: int, auth: dict[str, str], what: str, announced: list[str]
+        self,
+        response: requests.Response,
+        part: Path,
+        have: int,
+        expected_size: int | None,
+        what: str,
+        announced: list[str],
+        until: float,
     ) -> bool:
-        """One GET of the rest of `url` into `part`; True when the file is complete.
+        """Write one response of a download into `part`; True when the file is complete.
 
         A sha256 announced by the server is appended to `announced`."""
-        headers = dict(auth)
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
-            status = response.status_code
-            if status == 416 and have:
-                total = _content_range(response.headers.get("Content-Range", ""))[2]
-                if total == have:
-                    return True
+        status = response.status_code
+        if status == 416 and have:
+            total = _content_range(response.headers.get("Content-Range", ""))[2]
+            if total == have:
+                return True
+            part.unlink()
+            return False
+        if status in RETRY_STATUSES:
+            return False
+        if status >= 400:
+            response._content = read_body(
+                response, MAX_ERROR_BYTES, until, self.timeout[1], what, truncate=True
+            )
+            raise self.error_for(what, response)
+        if response.headers.get(CHECKSUM_HEADER):
+            announced.append(response.headers[CHECKSUM_HEADER].strip())
+        if status == 206:
+            start, _, total = _content_range(response.headers.get("Content-Range", ""))
+            if start != have:
                 part.unlink()
                 return False
-            if status in RETRY_STATUSES:
-                wait = retry_after_seconds(response)
-                if wait:
-                    time.sleep(min(wait, self.retry.retry_after_cap_seconds))
-                return False
-            if status >= 400:
-                raise self.error_for(what, response)
-            if response.headers.get(CHECKSUM_HEADER):
-                announced.append(response.headers[CHECKSUM_HEADER].strip())
-            if status == 206:
-                start, _, total = _content_range(response.headers.get("Content-Range", ""))
-                if start != have:
-                    part.unlink()
-                    return False
-                mode = "ab"
-            else:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                mode = "wb"
-            with part.open(mode) as out:
-                for chunk in response.iter_content(CHUNK):
-                    out.write(chunk)
-        return total is None or part.stat().st_size >= total
-
-    def _sleep(self, what: str, attempt: int, retry_after: float | None, reason: str) -> None:
-        wait = self.retry.backoff(attempt)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.retry.retry_after_cap_seconds))
-        logger.debug("%s: %s, retrying in %.2fs", what, reason, wait)
-        time.sleep(wait)
+            mode = "ab"
+        else:
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+            have, mode = 0, "wb"
+        limit = next(
+            n for n in (expected_size, total, self.retry.max_download_bytes) if n is not None
+        )
+        if total is not None and total > limit:
+            raise ServerResponseError(
+                f"{what}: announces {total} bytes where {limit} bytes were expected"
+            )
+        written = have
+        with part.open(mode) as out:
+            for chunk in read_chunks(response, until, self.timeout[1]):
+                written += len(chunk)
+                if written > limit:
+                    raise ServerResponseError(
+                        f"{what}: sent more than the {limit} bytes "
+                        + ("announced" if limit != self.retry.max_download_bytes else "allowed")
+                    )
+                out.write(chunk)
+        return total is None or written >= total
 
     def error_for(self, what: str, response: requests.Response) -> SynthDataError:
-        """The domain exception of an error response (token scrubbed from the message)."""
+        """The domain exception of an error response (token scrubbed from the message),
+        with the HTTP status as `.status`."""
         status = response.status_code
         detail = self.scrub(response_detail(response))
         message = f"{what}: HTTP {status}: {detail}"
+        error: SynthDataError
         if "quota" in detail.lower() or status == 402:
-            return QuotaExceededError(message)
-        if status in (401, 403):
-            return AuthenticationError(f"{what}: authentication failed (HTTP {status}): {detail}")
-        if status == 404:
-            return NotFoundError(message)
-        if status in (400, 422):
-            return ParameterValidationError([detail or message])
-        if status in RETRY_STATUSES:
-            return TransientError(message)
-        return HttpStatusError(message, status)
+            error = QuotaExceededError(message)
+        elif status in (401, 403):
+            error = AuthenticationError(f"{what}: authentication failed (HTTP {status}): {detail}")
+        elif status == 404:
+            error = NotFoundError(message)
+        elif status in (400, 422):
+            error = ParameterValidationError([detail or message])
+        elif status in RETRY_STATUSES:
+            error = TransientError(message)
+        else:
+            return HttpStatusError(message, status)
+        error.status = status
+        return error
 
 
 def verify_file(path: Path, size: int | None, sha256: str | None) -> None:

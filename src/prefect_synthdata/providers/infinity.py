@@ -35,6 +35,13 @@ from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobSta
 from prefect_synthdata.params import GeneratorSpec, validate_jobs
 from prefect_synthdata.providers.archive import extract_zip
 from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+from prefect_synthdata.providers.trust import (
+    refuse,
+    server_id,
+    server_object,
+    server_objects,
+    server_url,
+)
 
 DEFAULT_SERVER = "https://api.toinfinity.ai"
 ACCEPT_JSON = {"Accept": "application/json"}
@@ -64,7 +71,7 @@ class InfinityApi:
 
     def generators(self) -> list[dict[str, Any]]:
         """`GET api/jobs/`: `[{"name": ...}]`."""
-        return list(self.get("api/jobs/"))
+        return server_objects(self.get("api/jobs/"), "generator list", self.server)
 
     def generator(self, name: str) -> dict[str, Any]:
         """`GET api/jobs/{name}/`: the generator's `parameter_info`.
@@ -72,11 +79,11 @@ class InfinityApi:
         The original client read both 404 and 500 here as "invalid generator name".
         """
         try:
-            return dict(self.get(f"api/jobs/{name}/"))
+            return server_object(self.get(f"api/jobs/{name}/"), "parameter_info", self.server)
         except NotFoundError:
             raise UnknownGeneratorError(f"unknown generator {name!r} on {self.server}") from None
         except TransientError as exc:
-            if "HTTP 500" in str(exc):
+            if exc.status == 500:
                 raise UnknownGeneratorError(
                     f"unknown generator {name!r} on {self.server}"
                 ) from None
@@ -86,12 +93,14 @@ class InfinityApi:
         self, name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
     ) -> dict[str, Any]:
         """`POST api/batch/`, sent once; AmbiguousRequestError when its outcome is unknown."""
-        return dict(
+        return server_object(
             self.http.post_json(
                 self.url("api/batch/"),
                 json_body=batch_body(name, generator, jobs, is_preview),
                 headers=ACCEPT_JSON,
-            )
+            ),
+            "created batch",
+            self.server,
         )
 
     def estimate(
@@ -99,31 +108,34 @@ class InfinityApi:
     ) -> list[int]:
         """`POST api/batch/estimate/` (creates nothing, so it is retried like a read)."""
         body = batch_body(name, generator, jobs, is_preview)
-        return [
-            int(n)
-            for n in self.http.post_json(
-                self.url("api/batch/estimate/"),
-                idempotent=True,
-                json_body=body,
-                headers=ACCEPT_JSON,
-            )
-        ]
+        frames = self.http.post_json(
+            self.url("api/batch/estimate/"), idempotent=True, json_body=body, headers=ACCEPT_JSON
+        )
+        if not isinstance(frames, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in frames
+        ):
+            raise refuse(self.server, "estimate", frames, "expected a list of frame counts")
+        return frames
 
     def batches(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """`GET api/batch/?start_time=...&end_time=...` (ISO 8601 with offset)."""
-        return list(self.get("api/batch/", params=time_window(start, end)))
+        return server_objects(
+            self.get("api/batch/", params=time_window(start, end)), "batch list", self.server
+        )
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """`GET api/batch/{id}/`: name, created and every job's `param_values`."""
-        return dict(self.get(f"api/batch/{batch_id}/"))
+        return server_object(self.get(f"api/batch/{batch_id}/"), "batch", self.server)
 
     def summary(self, batch_id: str) -> dict[str, Any]:
         """`GET api/batch/{id}/summary/`: every job's `in_progress` and `result_url`."""
-        return dict(self.get(f"api/batch/{batch_id}/summary/"))
+        return server_object(self.get(f"api/batch/{batch_id}/summary/"), "summary", self.server)
 
     def usage(self, start: datetime, end: datetime) -> dict[str, Any]:
         """`GET api/job_runs/counts/?start_time=...&end_time=...`."""
-        return dict(self.get("api/job_runs/counts/", params=time_window(start, end)))
+        return server_object(
+            self.get("api/job_runs/counts/", params=time_window(start, end)), "usage", self.server
+        )
 
 
 def batch_body(
@@ -229,24 +241,32 @@ class InfinityProvider:
         matches = [b for b in self.api.batches(start, end) if b.get("name") == name]
         if not matches:
             return None
-        oldest = min(matches, key=lambda b: (str(b.get("created", "")), str(b["id"])))
-        return self.api.batch(str(oldest["id"]))
+        server = self.api.server
+        oldest = min(matches, key=lambda b: (str(b.get("created", "")), str(b.get("id"))))
+        return self.api.batch(server_id(oldest.get("id"), "batch list[].id", server))
 
     def _ref(self, body: dict[str, Any], generator: str | None) -> BatchRef:
-        runs = body.get("job_runs") or []
+        """The batch a server reply describes; every id checked (they name work folders)."""
+        server = self.api.server
+        runs = server_objects(body.get("job_runs"), "batch job_runs", server)
         if not runs:
-            raise SynthDataError(f"batch {body.get('id')!r} has no jobs")
+            raise refuse(server, "batch job_runs", runs, "a batch has at least one job")
+        job_ids = job_run_ids(runs, server)
         return BatchRef(
-            batch_id=str(body["id"]),
-            name=str(body.get("name") or ""),
+            batch_id=server_id(body.get("id"), "batch id", server),
+            name=server_id(body.get("name"), "batch name", server),
             generator=generator or str(runs[0].get("name") or ""),
-            job_ids=[str(r["id"]) for r in runs],
+            job_ids=job_ids,
             is_preview=bool(runs[0].get("is_preview", False)),
         )
 
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         """One `summary/` read for the whole batch; remembers the result URLs it saw."""
-        runs = {str(r["id"]): r for r in self.api.summary(batch.batch_id).get("job_runs", [])}
+        server = self.api.server
+        listed = server_objects(
+            self.api.summary(batch.batch_id).get("job_runs"), "summary job_runs", server
+        )
+        runs = dict(zip(job_run_ids(listed, server), listed, strict=True))
         jobs = []
         for job_id in batch.job_ids:
             run = runs.get(job_id)
@@ -255,7 +275,9 @@ class InfinityProvider:
                 continue
             state = job_state(run)
             if run.get("result_url"):
-                self._result_urls[job_id] = str(run["result_url"])
+                self._result_urls[job_id] = server_url(
+                    run["result_url"], f"result_url of job {job_id}", server
+                )
             error = run.get("error") or (
                 "finished without a result" if state == JobState.FAILED else None
             )
@@ -276,6 +298,19 @@ class InfinityProvider:
             download_job(self.api.http, self.result_url(batch, job_id), job_id, dest)
         except (AuthenticationError, NotFoundError):
             download_job(self.api.http, self.result_url(batch, job_id, refresh=True), job_id, dest)
+
+
+def job_run_ids(runs: list[dict[str, Any]], server: str) -> list[str]:
+    """The checked, distinct ids of a batch's `job_runs`.
+
+    Example:
+        >>> job_run_ids([{"id": "j1"}, {"id": 2}], "http://127.0.0.1:8000/")
+        ['j1', '2']
+    """
+    ids = [server_id(run.get("id"), f"job_runs[{i}].id", server) for i, run in enumerate(runs)]
+    if len(set(ids)) != len(ids):
+        raise refuse(server, "job_runs ids", ids, "each job id must appear once")
+    return ids
 
 
 def download_job(http: HttpClient, url: str, job_id: str, dest: Path) -> None:

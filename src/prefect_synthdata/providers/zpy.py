@@ -26,10 +26,11 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import SecretStr
@@ -37,6 +38,7 @@ from pydantic import SecretStr
 from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
+    ServerResponseError,
     SynthDataError,
     TransientError,
     UnknownGeneratorError,
@@ -45,6 +47,15 @@ from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus, JobSta
 from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, validate_jobs
 from prefect_synthdata.providers.archive import CheckedZip
 from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
+from prefect_synthdata.providers.trust import (
+    file_name,
+    refuse,
+    server_id,
+    server_object,
+    server_objects,
+    server_size,
+    server_url,
+)
 
 DEFAULT_BASE_URL = "https://ragnarok.zumok8s.org"
 READY = "READY"
@@ -53,8 +64,14 @@ DONE_STATES = FAILED_STATES | {READY}
 #: Dataset states that mean `generate` was accepted.
 GENERATED_STATES = DONE_STATES | {"GENERATING", "GENERATED", "PACKAGING"}
 PAGE_SIZE = 1000
+#: Most pages one list may span (10 million results at PAGE_SIZE): a server that pages on
+#: forever is refused rather than followed.
+MAX_PAGES = 10_000
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 SUBMIT_ATTEMPTS = 5
 ZUMO = "_annotations.zumo.json"
+#: What reading a wrong-shaped JSON document raises (JSONDecodeError is a ValueError).
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 _TYPES = {
     "int": "int",
     "integer": "int",
@@ -82,26 +99,42 @@ class ZpyApi:
     def get(self, path: str, **params: Any) -> Any:
         return self.http.get_json(self.url(path), params=params or None)
 
+    def get_object(self, path: str, **params: Any) -> dict[str, Any]:
+        """A GET whose reply must be a JSON object."""
+        return server_object(self.get(path, **params), path, self.base_url)
+
     def post(self, path: str, form: dict[str, Any]) -> dict[str, Any]:
         """A form-encoded POST, sent once (AmbiguousRequestError when its outcome is unknown)."""
-        return dict(self.http.post_json(self.url(path), form=form))
+        return server_object(self.http.post_json(self.url(path), form=form), path, self.base_url)
 
     def iter_list(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every result of a paginated list, following `next` links."""
-        page = self.get(path, **{"page-size": PAGE_SIZE, **params})
+        """Every result of a paginated list, following `next` links: absolute URLs on this
+        server, at most `MAX_PAGES`, never one seen before (a loop is refused)."""
+        page = self.get_object(path, **{"page-size": PAGE_SIZE, **params})
+        seen: set[str] = set()
         while True:
-            yield from page.get("results", [])
-            if not page.get("next"):
+            yield from server_objects(page.get("results"), f"{path} results", self.base_url)
+            link = page.get("next")
+            if not link:
                 return
-            page = self.http.get_json(page["next"])
+            link = server_url(link, f"{path} next", self.base_url)
+            if link in seen or len(seen) >= MAX_PAGES:
+                why = "a page seen before" if link in seen else f"more than {MAX_PAGES} pages"
+                raise refuse(self.base_url, f"{path} next", link, f"pagination leads to {why}")
+            seen.add(link)
+            page = server_object(self.http.get_json(link), f"{path} page", self.base_url)
 
     def count(self, path: str, **params: Any) -> int:
         """The `count` of a list query, reading a one-item page."""
-        return int(self.get(path, **{"page-size": 1, **params})["count"])
+        return server_size(
+            self.get_object(path, **{"page-size": 1, **params}).get("count"),
+            f"{path} count",
+            self.base_url,
+        )
 
     def project(self, project_id: str) -> dict[str, Any]:
         """`GET projects/{id}` (no trailing slash, as `zpy.client.init`)."""
-        return dict(self.get(f"projects/{project_id}"))
+        return self.get_object(f"projects/{project_id}")
 
     def first_project(self) -> dict[str, Any]:
         """The token's first project (`GET projects/`)."""
@@ -117,7 +150,7 @@ class ZpyApi:
         return list(self.iter_list("datasets/", project=project, name=name))
 
     def dataset(self, dataset_id: str) -> dict[str, Any]:
-        return dict(self.get(f"datasets/{dataset_id}/"))
+        return self.get_object(f"datasets/{dataset_id}/")
 
     def create_dataset(self, project: str, name: str) -> dict[str, Any]:
         return self.post("datasets/", {"project": project, "name": name})
@@ -133,14 +166,24 @@ class ZpyApi:
 
     def download_link(self, dataset_id: str) -> dict[str, Any]:
         """`GET datasets/{id}/download/`: `redirect_link` and `size_bytes`."""
-        return dict(self.get(f"datasets/{dataset_id}/download/"))
+        return self.get_object(f"datasets/{dataset_id}/download/")
 
 
-def spec_from_sim(sim: dict[str, Any]) -> GeneratorSpec:
+def spec_from_sim(sim: dict[str, Any], server: str = "the server") -> GeneratorSpec:
+    """`sim_spec`, with a wrong-shaped sim refused as ServerResponseError naming `server`."""
+    try:
+        return sim_spec(sim)
+    except MALFORMED as exc:
+        raise ServerResponseError(
+            f"{server} sent a malformed sim {str(sim.get('name'))[:80]!r}: {exc}"
+        ) from None
+
+
+def sim_spec(sim: dict[str, Any]) -> GeneratorSpec:
     """A sim's `run_kwargs` (`{name, type, default}`, optionally `min`/`max`/`choices`) as a spec.
 
     Example:
-        >>> spec_from_sim({"name": "s", "run_kwargs": [{"name": "n", "type": "int", "default": 2, "max": 9}]})
+        >>> sim_spec({"name": "s", "run_kwargs": [{"name": "n", "type": "int", "default": 2, "max": 9}]})
         ... # doctest: +ELLIPSIS
         GeneratorSpec(name='s', ...params=[ParamSpec(name='n', type='int', default_value=2, options=ParamOptions(min=None, max=9.0, ...
     """
@@ -158,6 +201,7 @@ def spec_from_sim(sim: dict[str, Any]) -> GeneratorSpec:
                 default_value=kw.get("default", kw.get("default_value")),
                 options=ParamOptions(**options),
                 description=str(kw.get("description") or ""),
+                sample=kw.get("sample"),
             )
         )
     return GeneratorSpec(
@@ -229,7 +273,8 @@ class ZpyProvider:
     def project(self) -> str:
         """The project id; looked up once when it was not given."""
         if self._project is None:
-            self._project = str(self.api.first_project()["id"])
+            found = self.api.first_project().get("id")
+            self._project = server_id(found, "project id", self.api.base_url)
         return self._project
 
     @property
@@ -247,11 +292,12 @@ class ZpyProvider:
 
     def list_generators(self) -> list[GeneratorSpec]:
         sims = self.api.sims(self.project)
-        self._sims.update({s["name"]: s for s in sims})
-        return [spec_from_sim(s) for s in sims]
+        specs = [spec_from_sim(s, self.api.base_url) for s in sims]
+        self._sims.update({spec.name: s for spec, s in zip(specs, sims, strict=True)})
+        return specs
 
     def describe(self, generator: str) -> GeneratorSpec:
-        return spec_from_sim(self.sim_record(generator))
+        return spec_from_sim(self.sim_record(generator), self.api.base_url)
 
     def validate(
         self, generator: str, jobs: list[dict[str, Any]], is_preview: bool
@@ -280,7 +326,7 @@ class ZpyProvider:
         name, and `generate` is re-sent only while the dataset is certainly not generated.
         """
         dataset = self._dataset_by_name(name) or self._create_dataset(name)
-        dataset_id = str(dataset["id"])
+        dataset_id = server_id(dataset.get("id"), "dataset id", self.api.base_url)
         for _ in range(SUBMIT_ATTEMPTS):
             if self._generated(dataset_id):
                 return dataset_id
@@ -313,7 +359,7 @@ class ZpyProvider:
 
     def _dataset_by_name(self, name: str) -> dict[str, Any] | None:
         found = self.api.datasets(self.project, name)
-        return min(found, key=lambda d: str(d.get("created_at", d["id"]))) if found else None
+        return min(found, key=lambda d: str(d.get("created_at", d.get("id")))) if found else None
 
     def _generated(self, dataset_id: str) -> bool:
         state = str(self.api.dataset(dataset_id).get("state", "")).upper()
@@ -322,15 +368,23 @@ class ZpyProvider:
     def find_batch(self, name: str) -> BatchRef | None:
         """The dataset named `name` in the project, once it has been generated."""
         dataset = self._dataset_by_name(name)
-        if dataset is None or not self._generated(str(dataset["id"])):
+        if dataset is None:
             return None
-        return self._ref(str(dataset["id"]), name)
+        dataset_id = server_id(dataset.get("id"), "dataset id", self.api.base_url)
+        return self._ref(dataset_id, name) if self._generated(dataset_id) else None
 
     def _runs(self, dataset_id: str) -> dict[str, dict[str, Any]]:
         """The dataset's simruns by id, ordered by seed (then id): the same order on every read."""
         if dataset_id not in self._simruns:
-            runs = sorted(self.api.simruns(dataset_id), key=run_order)
-            self._simruns[dataset_id] = {str(r["id"]): r for r in runs}
+            server = self.api.base_url
+            runs = self.api.simruns(dataset_id)
+            ids = [server_id(r.get("id"), f"simruns[{i}].id", server) for i, r in enumerate(runs)]
+            if len(set(ids)) != len(ids):
+                raise refuse(server, "simrun ids", ids, "each simrun id must appear once")
+            by_id = dict(zip(ids, runs, strict=True))
+            self._simruns[dataset_id] = {
+                i: by_id[i] for i in sorted(ids, key=lambda i: run_order(by_id[i], i))
+            }
         return self._simruns[dataset_id]
 
     def _ref(self, dataset_id: str, name: str) -> BatchRef:
@@ -385,13 +439,20 @@ class ZpyProvider:
         archive = self.cache_dir / f"{dataset_id}.zip"
         with file_lock(self.cache_dir / f"{dataset_id}.lock"):
             if not archive.exists():
+                server = self.api.base_url
                 link = self.api.download_link(dataset_id)
                 size, digest = link.get("size_bytes"), link.get("sha256")
+                if digest and not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
+                    raise refuse(server, "download sha256", digest, "expected 64 hex digits")
                 self.api.http.download(
-                    str(link["redirect_link"]),
+                    server_url(link.get("redirect_link"), "download redirect_link", server),
                     archive,
-                    expected_size=int(size) if size is not None else None,
-                    expected_sha256=str(digest) if digest else None,
+                    expected_size=(
+                        server_size(size, "download size_bytes", server)
+                        if size is not None
+                        else None
+                    ),
+                    expected_sha256=digest or None,
                 )
         return archive
 
@@ -418,10 +479,17 @@ class ZpyProvider:
         except SynthDataError:
             discard_dataset_zip(dataset.archive)
             raise
+        converting = dest.with_name(dest.name + ".converting")
         try:
             zumo_to_job_folder(scratch, dest, batch.generator, run_config(run))
+        except MALFORMED as exc:
+            raise ServerResponseError(
+                f"{self.api.base_url} sent a malformed {ZUMO} for simrun {job_id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(converting, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -459,7 +527,7 @@ def run_folder(folders: list[str], run: dict[str, Any]) -> str:
     raise NotFoundError(f"dataset zip has no folder for simrun {run_id}")
 
 
-def run_order(run: dict[str, Any]) -> tuple[float, str]:
+def run_order(run: dict[str, Any], run_id: str) -> tuple[float, str]:
     """Sort key of a simrun: its config's seed (runs without one last), then its id."""
     seed = run_config(run).get("seed")
     number = (
@@ -467,7 +535,7 @@ def run_order(run: dict[str, Any]) -> tuple[float, str]:
         if isinstance(seed, int | float) and not isinstance(seed, bool)
         else float("inf")
     )
-    return number, str(run["id"])
+    return number, run_id
 
 
 def run_config(run: dict[str, Any]) -> dict[str, Any]:
@@ -518,8 +586,10 @@ def zumo_to_job_folder(run_dir: Path, dest: Path, generator: str, params: dict[s
             continue
         entry: dict[str, Any] = {"id": index + 1, "frame_number": frame}
         for kind, image in by_kind.items():
-            source = run_dir / str(
-                image.get("name") or Path(str(image.get("relative_path", ""))).name
+            source = run_dir / file_name(
+                image.get("name") or PurePosixPath(str(image.get("relative_path", ""))).name,
+                "images[].name",
+                f"{ZUMO} of simrun folder {run_dir.name}",
             )
             target = f"image.{frame:06d}.{kind}.png"
             if not source.is_file():

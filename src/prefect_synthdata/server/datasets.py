@@ -66,6 +66,7 @@ def sim_record(generator: Generator) -> dict[str, Any]:
                 "default": p.default_value,
                 "description": p.description,
                 **p.options.model_dump(exclude_none=True),
+                **({"sample": p.to_api()["sample"]} if p.sample is not None else {}),
             }
             for p in spec.params
         ],

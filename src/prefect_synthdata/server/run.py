@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from prefect_synthdata.engine.generators import GENERATORS
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.server.app import create_app
 from prefect_synthdata.server.auth import owner_id
@@ -53,6 +54,8 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8080) -> No
             f"token #{index + 1}: default zpy project {project['id']}", file=sys.stderr, flush=True
         )
     store.close()
+    for name, reason in sorted(GENERATORS.unavailable.items()):
+        print(f"unavailable generator {name!r}: {reason}", file=sys.stderr, flush=True)
     if config.faults.enabled:
         print(f"fault injection ON: {config.faults.model_dump()}", file=sys.stderr, flush=True)
     logging.getLogger("uvicorn.access").addFilter(RedactSignatures())

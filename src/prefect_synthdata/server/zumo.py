@@ -74,7 +74,8 @@ def zumo_annotations(job_dir: Path, save_path: str) -> dict[str, Any]:
     labels = json.loads((job_dir / "labels.json").read_text())
     counts: dict[int, int] = {}
     for ann in labels["annotations"]:
-        counts[ann["category_id"]] = counts.get(ann["category_id"], 0) + 1
+        if not ann.get("iscrowd"):
+            counts[ann["category_id"]] = counts.get(ann["category_id"], 0) + 1
     categories = {
         str(c["id"]): {
             "id": c["id"],
@@ -115,7 +116,7 @@ def zumo_annotations(job_dir: Path, save_path: str) -> dict[str, Any]:
                 "category_id": ann["category_id"],
                 "bbox": ann["bbox"],
                 "area": ann["area"],
-                "iscrowd": 0,
+                "iscrowd": int(ann.get("iscrowd", 0)),
                 "segmentation": [hull_polygon(mask)],
                 "segmentation_rle": ann["segmentation"],
             }

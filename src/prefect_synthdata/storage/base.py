@@ -7,6 +7,7 @@ implement it; `storage.publish` holds the one publishing algorithm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -52,8 +53,27 @@ class ObjectStore(Protocol):
         """Write a small object whole."""
         ...
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write a small object whole only if `key` is absent; whether this call created it.
+
+        Of concurrent callers exactly one gets True (the publish claim rests on this).
+        """
+        ...
+
     def read_bytes(self, key: str) -> bytes | None:
         """A small object's bytes, or None if absent."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under the folder `prefix`, relative to the store's root."""
+        ...
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Remove these objects (absent ones are fine)."""
+        ...
+
+    def modified_at(self, key: str) -> datetime | None:
+        """When the object at `key` was last written (UTC), or None if absent."""
         ...
 
     def list_dirs(self, prefix: str) -> list[str]:

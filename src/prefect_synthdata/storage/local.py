@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -84,9 +85,43 @@ class LocalStore:
     def write_bytes(self, key: str, data: bytes) -> None:
         replace_atomically(self._path(key), lambda tmp: tmp.write_bytes(data))
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Written to a scratch file, then hard-linked to `key`: `link` fails if `key`
+        exists, so of concurrent callers exactly one succeeds, and readers never see a
+        partial object."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            scratch.write_bytes(data)
+            os.link(scratch, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        path = self._path(prefix)
+        if not path.is_dir():
+            return []
+        return sorted(  # not the hidden scratch files of writes in flight
+            p.relative_to(self.root).as_posix()
+            for p in path.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
     def read_bytes(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
+
+    def modified_at(self, key: str) -> datetime | None:
+        path = self._path(key)
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
 
     def list_dirs(self, prefix: str) -> list[str]:
         path = self._path(prefix) if prefix else self.root

@@ -1,10 +1,21 @@
 """Publish an assembled dataset folder to a store, atomically for readers; read it back.
 
-Order of writes under `<name>/<version>/`: data files, then `manifest.json`, then
-`_SUCCESS` (holding the manifest's sha256), then the `<name>/LATEST` pointer. A
-version without `_SUCCESS` is not a dataset. Files that already hold the right
-bytes are not written again, so an identical re-publish writes nothing and an
-interrupted one resumes where it stopped.
+Order of writes under `<name>/<version>/`: a claim `_CLAIM.<generation>`, data files,
+then `manifest.json`, then `_SUCCESS` (holding the manifest's sha256), then the
+`<name>/LATEST` pointer. A version without `_SUCCESS` is not a dataset. Files that
+already hold the right bytes are not written again, so an identical re-publish writes
+nothing and an interrupted one resumes where it stopped.
+
+One winner per version: a claim names the content's sha256 and a lease expiry, and is
+created with the store's create-if-absent write (a hard link locally, a conditional
+`PutObject` with `If-None-Match: *` on S3, which moto's server also honours), so of two
+publishers of different content exactly one claims a generation; the other gets
+`VersionConflictError` before it writes anything, and no `_SUCCESS` ever vouches for
+files of other content. Publishers of the same content share a claim. The holder renews
+its lease while it writes; a claim whose lease ran out (its publisher was killed) is
+taken over by creating the next generation, and the new holder deletes every object of
+the version its manifest does not list before writing `manifest.json` and `_SUCCESS`.
+Once `_SUCCESS` is written the claims are removed: a complete version guards itself.
 
 Example:
     >>> import tempfile, pathlib
@@ -17,7 +28,12 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +47,9 @@ from prefect_synthdata.exceptions import (
 from prefect_synthdata.storage.base import Download, ObjectStore, Upload
 
 LATEST = "LATEST"
+CLAIM = "_CLAIM"
+#: How long a publisher's claim on a version lasts unless renewed (it is renewed every third).
+CLAIM_LEASE_SECONDS = 60.0
 SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -109,7 +128,12 @@ def _point_latest(store: ObjectStore, name: str, version: str) -> None:
         store.write_bytes(f"{name}/{LATEST}", version.encode())
 
 
-def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResult:
+def publish(
+    store: ObjectStore,
+    folder: Path,
+    manifest: Manifest,
+    lease_seconds: float = CLAIM_LEASE_SECONDS,
+) -> PublishResult:
     """Publish the assembled `folder` as `<manifest.name>/<manifest.version>/`.
 
     An identical version already there makes this a no-op (nothing is written);
@@ -117,23 +141,108 @@ def publish(store: ObjectStore, folder: Path, manifest: Manifest) -> PublishResu
     (same size and sha256) are skipped, so a publish that was interrupted resumes.
     """
     prefix = f"{check_segment('name', manifest.name)}/{check_segment('version', manifest.version)}"
-    existing = read_manifest(store, manifest.name, manifest.version)
-    if existing is not None:
-        if existing.content_sha256() != manifest.content_sha256():
-            raise VersionConflictError(
-                f"{store.uri(prefix)} already holds a different dataset; choose another version"
-            )
-        _point_latest(store, manifest.name, manifest.version)
-        return PublishResult(store.uri(prefix), 0, len(manifest.files))
-    pending = store.missing(
-        [Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256) for f in manifest.files]
-    )
-    store.upload_files(pending)
-    manifest_bytes = manifest.to_bytes()  # `_SUCCESS` holds its sha256 (`Manifest.sha256`)
-    store.write_bytes(f"{prefix}/{MANIFEST}", manifest_bytes)
-    store.write_bytes(f"{prefix}/{SUCCESS}", hashlib.sha256(manifest_bytes).hexdigest().encode())
+    done = _published_already(store, prefix, manifest)
+    if done is not None:
+        return done
+    with claimed(store, prefix, manifest.content_sha256(), lease_seconds) as claim:
+        done = _published_already(store, prefix, manifest)  # finished while we claimed
+        if done is not None:
+            return done
+        kept = {f"{prefix}/{f.path}" for f in manifest.files} | {claim}
+        store.delete_keys([key for key in store.list_keys(prefix) if key not in kept])
+        pending = store.missing(
+            [
+                Upload(folder / f.path, f"{prefix}/{f.path}", f.size, f.sha256)
+                for f in manifest.files
+            ]
+        )
+        store.upload_files(pending)
+        if _claims(store, prefix)[-1] != claim:
+            raise VersionConflictError(f"{store.uri(prefix)} was taken over while publishing")
+        manifest_bytes = manifest.to_bytes()  # `_SUCCESS` holds its sha256 (`Manifest.sha256`)
+        store.write_bytes(f"{prefix}/{MANIFEST}", manifest_bytes)
+        store.write_bytes(
+            f"{prefix}/{SUCCESS}", hashlib.sha256(manifest_bytes).hexdigest().encode()
+        )
+    store.delete_keys(_claims(store, prefix))  # complete: `_SUCCESS` now guards the version
     _point_latest(store, manifest.name, manifest.version)
     return PublishResult(store.uri(prefix), len(pending), len(manifest.files) - len(pending))
+
+
+def _published_already(store: ObjectStore, prefix: str, manifest: Manifest) -> PublishResult | None:
+    """The no-op result when this content is published at `prefix` (LATEST pointed at it);
+    VersionConflictError when other content is; None when the version is not complete."""
+    existing = read_manifest(store, manifest.name, manifest.version)
+    if existing is None:
+        return None
+    if existing.content_sha256() != manifest.content_sha256():
+        raise VersionConflictError(
+            f"{store.uri(prefix)} already holds a different dataset; choose another version"
+        )
+    _point_latest(store, manifest.name, manifest.version)
+    return PublishResult(store.uri(prefix), 0, len(manifest.files))
+
+
+def _claims(store: ObjectStore, prefix: str) -> list[str]:
+    """The claim keys of a version, oldest generation first."""
+    return sorted(k for k in store.list_keys(prefix) if k.rsplit("/", 1)[-1].startswith(CLAIM))
+
+
+def _claim_key(prefix: str, generation: int) -> str:
+    return f"{prefix}/{CLAIM}.{generation:06d}"
+
+
+def _lease(content_sha256: str, lease_seconds: float) -> bytes:
+    return json.dumps({"content": content_sha256, "expires": time.time() + lease_seconds}).encode()
+
+
+@contextmanager
+def claimed(
+    store: ObjectStore, prefix: str, content_sha256: str, lease_seconds: float
+) -> Iterator[str]:
+    """Hold a claim on the version `prefix` for this content while the block runs,
+    renewing its lease; yields the claim's key. VersionConflictError if a live claim is
+    for other content."""
+    key = _take_claim(store, prefix, content_sha256, lease_seconds)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease_seconds / 3):
+            store.write_bytes(key, _lease(content_sha256, lease_seconds))
+
+    renewer = threading.Thread(target=renew, name="publish-claim-lease", daemon=True)
+    renewer.start()
+    try:
+        yield key
+    finally:
+        stop.set()
+        renewer.join()
+
+
+def _take_claim(store: ObjectStore, prefix: str, content_sha256: str, lease_seconds: float) -> str:
+    """Share the newest claim if it is for this content, else create the next generation
+    when there is none or it expired; VersionConflictError when it is live and other."""
+    for _ in range(8):
+        claims = _claims(store, prefix)
+        generation = 0
+        if claims:
+            newest = claims[-1]
+            try:
+                holder = json.loads(store.read_bytes(newest) or b"{}")
+            except ValueError:
+                holder = {}
+            if holder.get("content") == content_sha256:
+                return newest
+            if float(holder.get("expires", 0)) > time.time():
+                raise VersionConflictError(
+                    f"{store.uri(prefix)} is being published with different content; "
+                    "choose another version"
+                )
+            generation = int(newest.rsplit(".", 1)[-1]) + 1
+        key = _claim_key(prefix, generation)
+        if store.create_bytes(key, _lease(content_sha256, lease_seconds)):
+            return key
+    raise VersionConflictError(f"{store.uri(prefix)}: could not claim the version")
 
 
 def list_datasets(store: ObjectStore) -> dict[str, list[str]]:

@@ -26,10 +26,12 @@ import hashlib
 import mimetypes
 import posixpath
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
@@ -52,6 +54,8 @@ PREFLIGHT_KEY = ".synthdata-preflight"
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: Transfers submitted but not yet collected, per active request: bounds memory for any file count.
 WINDOW_PER_REQUEST = 8
+#: How often a conditional write that meets another one in flight (409) is tried.
+CONDITIONAL_ATTEMPTS = 5
 T = TypeVar("T", Upload, Download)
 
 
@@ -313,6 +317,39 @@ class S3Store:
                 ChecksumSHA256=_b64(digest),
             )
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """A conditional PutObject (`If-None-Match: *`): S3 refuses it with 412 once the
+        key exists, so of concurrent callers exactly one succeeds (moto's server does the
+        same over HTTP). A 409 (another conditional write to the key in flight) is retried."""
+        with self._errors(f"cannot write {self.uri(key)}"):
+            for _ in range(CONDITIONAL_ATTEMPTS):
+                try:
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=self._key(key),
+                        Body=data,
+                        ContentType=_content_type(key),
+                        IfNoneMatch="*",
+                    )
+                    return True
+                except ClientError as exc:
+                    if _error_code(exc) in ("PreconditionFailed", "412"):
+                        return False
+                    if _error_code(exc) not in ("ConditionalRequestConflict", "409"):
+                        raise
+                time.sleep(0.1)
+        raise DestinationError(f"cannot write {self.uri(key)}: conditional writes keep conflicting")
+
+    def list_keys(self, prefix: str) -> list[str]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        return sorted(key.removeprefix(root) for key in self._sizes_under(f"{prefix}/"))
+
+    def delete_keys(self, keys: list[str]) -> None:
+        with self._errors(f"cannot delete under {self.uri()}"):
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+
     def read_bytes(self, key: str) -> bytes | None:
         with self._errors(f"cannot read {self.uri(key)}"):
             try:
@@ -324,6 +361,11 @@ class S3Store:
                 if _error_code(exc) in ("NoSuchKey", "404"):
                     return None
                 raise
+
+    def modified_at(self, key: str) -> datetime | None:
+        with self._errors(f"cannot inspect {self.uri(key)}"):
+            head = self._head(key)
+        return None if head is None else head["LastModified"]
 
     def list_dirs(self, prefix: str) -> list[str]:
         root = self._key(prefix)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, ParamType
+from prefect_synthdata.params import GeneratorSpec, ParamOptions, ParamSpec, ParamType, SampleRange
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open) of the frame
 
@@ -71,11 +71,23 @@ class Generator(ABC):
         """Yield the job's frames in order; must be deterministic in `params`."""
 
 
-def param(name: str, type_: ParamType, default: Any, description: str, **options: Any) -> ParamSpec:
-    """Shorthand for a `ParamSpec` with `options` (min, max, choices).
+def between(low: float, high: float, at_least: str | None = None) -> SampleRange:
+    """The sampling range [low, high] (never below parameter `at_least`, if named)."""
+    return SampleRange(min=low, max=high, at_least=at_least)
+
+
+def param(
+    name: str,
+    type_: ParamType,
+    default: Any,
+    description: str,
+    sample: SampleRange | Literal[False],
+    **options: Any,
+) -> ParamSpec:
+    """Shorthand for a `ParamSpec` with its sampling range and `options` (min, max, choices).
 
     Example:
-        >>> param("n", "int", 3, "Objects.", min=1, max=9).options.max
+        >>> param("n", "int", 3, "Objects.", between(1, 5), min=1, max=9).options.max
         9.0
     """
     return ParamSpec(
@@ -84,20 +96,56 @@ def param(name: str, type_: ParamType, default: Any, description: str, **options
         default_value=default,
         options=ParamOptions(**options),
         description=description,
+        sample=sample,
     )
 
 
+def choices(*values: Any) -> SampleRange:
+    """The sampling range of a parameter drawn from `values`."""
+    return SampleRange(choices=list(values))
+
+
 def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
-    """Parameters every built-in generator shares: size, count, sensor, video, drops, seed, state."""
+    """Parameters every built-in generator shares: size, count, colour, sensor, video, drops, seed, state.
+
+    Image size, frame count and the label filters are never sampled: they shape the
+    dataset, not the scene (see the README, "Randomization").
+    """
     return [
-        param("width", "int", 512, "Image width in pixels.", min=32, max=2048),
-        param("height", "int", 512, "Image height in pixels.", min=32, max=2048),
-        param("num_objects", "int", default_objects, "Objects per scene.", min=1, max=max_objects),
+        param("width", "int", 512, "Image width in pixels.", False, min=32, max=2048),
+        param("height", "int", 512, "Image height in pixels.", False, min=32, max=2048),
+        param(
+            "min_objects",
+            "int",
+            2,
+            "Fewest objects per scene; each scene draws its count in [min_objects, num_objects].",
+            between(1, 4),
+            min=1,
+            max=max_objects,
+        ),
+        param(
+            "num_objects",
+            "int",
+            default_objects,
+            "Most objects per scene (the count itself when equal to min_objects).",
+            between(4, 2 * default_objects, at_least="min_objects"),
+            min=1,
+            max=max_objects,
+        ),
+        param(
+            "class_colours",
+            "bool",
+            False,
+            "Colour objects by category (a shortcut a model learns instead of shape); "
+            "off, colour is independent of class.",
+            False,
+        ),
         param(
             "colour_jitter",
             "float",
             0.3,
-            "How far object colours stray from their category's colour (0-1).",
+            "With class_colours, how far object colours stray from their category's colour (0-1).",
+            between(0.0, 0.5),
             min=0.0,
             max=1.0,
         ),
@@ -106,26 +154,43 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             "float",
             135.0,
             "Direction the light comes from, degrees.",
+            between(0.0, 360.0),
             min=0.0,
             max=360.0,
         ),
-        param("light_power", "float", 1.0, "Strength of the directional light.", min=0.0, max=2.0),
+        param(
+            "light_power",
+            "float",
+            1.0,
+            "Strength of the directional light.",
+            between(0.6, 1.4),
+            min=0.0,
+            max=2.0,
+        ),
         param(
             "noise_std",
             "float",
             3.0,
             "Sensor noise standard deviation (0-255 scale).",
+            between(0.0, 8.0),
             min=0.0,
             max=50.0,
         ),
         param(
-            "blur", "float", 0.0, "Optical blur radius in pixels (box filter).", min=0.0, max=8.0
+            "blur",
+            "float",
+            0.0,
+            "Optical blur radius in pixels (box filter).",
+            between(0.0, 1.0),
+            min=0.0,
+            max=8.0,
         ),
         param(
             "frames",
             "int",
             1,
             "Frames per job (video when > 1); previews render one.",
+            False,
             min=1,
             max=600,
         ),
@@ -134,6 +199,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             "float",
             0.01,
             "Object speed in video jobs, fraction of the view per frame.",
+            between(0.0, 0.03),
             min=0.0,
             max=0.1,
         ),
@@ -141,7 +207,8 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             "min_visible_pixels",
             "int",
             16,
-            "Drop instances with fewer visible pixels.",
+            "Label filter: visible fragments with fewer pixels become ignore regions.",
+            False,
             min=1,
             max=100000,
         ),
@@ -149,15 +216,33 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             "min_visibility",
             "float",
             0.1,
-            "Drop instances with a smaller visible fraction.",
+            "Label filter: objects less visible than this fraction become ignore regions.",
+            False,
             min=0.0,
             max=1.0,
         ),
-        param("seed", "int", 0, "Random seed of the scene.", min=0, max=2**31 - 1),
+        param(
+            "seed",
+            "int",
+            0,
+            "Random seed of the scene.",
+            between(0, 2**31 - 1),
+            min=0,
+            max=2**31 - 1,
+        ),
         param(
             "state",
             "uuid",
             None,
             "Re-render this earlier job's parameters, with this job's values as overrides.",
+            False,
         ),
     ]
+
+
+def object_count(params: dict[str, Any], rng: np.random.Generator) -> int:
+    """This scene's object count, drawn in [min_objects, num_objects] (in either order)."""
+    low, high = sorted(
+        (int(params.get("min_objects", params["num_objects"])), int(params["num_objects"]))
+    )
+    return int(rng.integers(low, high + 1))

@@ -18,11 +18,20 @@ from prefect_synthdata.engine.generators.base import (
     Generator,
     Instance,
     Region,
+    between,
+    choices,
     common_params,
+    object_count,
     param,
 )
 from prefect_synthdata.engine.generators.motion import bounce
-from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
+from prefect_synthdata.engine.imaging import (
+    TEXTURES,
+    apply_sensor,
+    log_uniform,
+    object_colours,
+    texture,
+)
 from prefect_synthdata.params import GeneratorSpec
 
 CATEGORIES = ["circle", "ellipse", "rectangle", "triangle", "star", "ring"]
@@ -34,30 +43,41 @@ BACKGROUND_DEPTH_MM = 10000
 
 SPEC = GeneratorSpec(
     name="shapes",
-    version="2",
+    version="3",
     description="2D shapes (circle, ellipse, rectangle, triangle, star, ring) with occlusion, "
     "shadows, lighting, textures, noise, blur and motion.",
     preview=True,
     params=[
-        *common_params(max_objects=64, default_objects=8),
+        *common_params(max_objects=64, default_objects=10),
         param(
             "min_scale",
             "float",
-            0.06,
-            "Smallest object size, fraction of the short side.",
+            0.03,
+            "Smallest object size, fraction of the short side (sizes are log-uniform).",
+            between(0.02, 0.06),
             min=0.02,
             max=0.5,
         ),
         param(
             "max_scale",
             "float",
-            0.25,
+            0.5,
             "Largest object size, fraction of the short side.",
+            between(0.25, 0.6, at_least="min_scale"),
             min=0.02,
             max=0.9,
         ),
-        param("background", "str", "noise", "Background texture.", choices=TEXTURES),
-        param("shadows", "bool", True, "Cast drop shadows away from the light."),
+        param(
+            "background",
+            "str",
+            "noise",
+            "Background texture.",
+            choices(*TEXTURES),
+            choices=TEXTURES,
+        ),
+        param(
+            "shadows", "bool", True, "Cast drop shadows away from the light.", choices(True, False)
+        ),
     ],
 )
 
@@ -92,13 +112,14 @@ class ShapesGenerator(Generator):
     supercategory = "shape"
 
     def render_frames(self, params: dict[str, Any], is_preview: bool) -> Iterator[Frame]:
-        h, w, n = int(params["height"]), int(params["width"]), int(params["num_objects"])
+        h, w = int(params["height"]), int(params["width"])
         seed = int(params["seed"])
         rng = np.random.default_rng(seed)
+        n = object_count(params, rng)
         short = min(h, w)
-        lo, hi = sorted((float(params["min_scale"]), float(params["max_scale"])))
         kinds = rng.integers(0, len(CATEGORIES), size=n)
-        sizes = rng.uniform(lo, hi, size=n) * short / 2
+        scales = log_uniform(float(params["min_scale"]), float(params["max_scale"]), n, rng)
+        sizes = scales * short / 2
         limit = np.array([h - 1, w - 1], np.float64)
         starts = rng.uniform(0, 1, size=(n, 2)) * limit
         headings = rng.uniform(0, 2 * np.pi, size=n)
@@ -106,9 +127,8 @@ class ShapesGenerator(Generator):
         velocities = np.stack([np.sin(headings), np.cos(headings)], axis=1) * speeds[:, None]
         angles = rng.uniform(0, np.pi, size=n)
         spins = rng.normal(0, 0.05, size=n) * (speeds > 0)
-        jitter = float(params["colour_jitter"])
-        colours = (
-            np.stack([jitter_colour(PALETTE[k], jitter, rng) for k in kinds]) if n else PALETTE[:0]
+        colours = object_colours(
+            kinds, PALETTE, bool(params["class_colours"]), float(params["colour_jitter"]), rng
         )
         depths = np.sort(rng.uniform(500, 5000, size=n))[::-1].astype(np.uint16)  # far first
         background = texture(str(params["background"]), h, w, rng)

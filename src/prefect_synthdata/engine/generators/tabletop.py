@@ -22,11 +22,20 @@ from prefect_synthdata.engine.generators.base import (
     Generator,
     Instance,
     Region,
+    between,
+    choices,
     common_params,
+    object_count,
     param,
 )
 from prefect_synthdata.engine.generators.motion import bounce
-from prefect_synthdata.engine.imaging import TEXTURES, apply_sensor, jitter_colour, texture
+from prefect_synthdata.engine.imaging import (
+    TEXTURES,
+    apply_sensor,
+    log_uniform,
+    object_colours,
+    texture,
+)
 from prefect_synthdata.params import GeneratorSpec
 
 CATEGORIES = ["sphere", "box", "cylinder", "cone"]
@@ -38,20 +47,44 @@ Hit = tuple[np.ndarray, Vec | None]  # ray parameters and normals
 
 SPEC = GeneratorSpec(
     name="tabletop",
-    version="1",
+    version="2",
     description="2.5D tabletop scenes (sphere, box, cylinder, cone) with perspective, a textured "
     "ground plane, Lambert lighting, hard shadows, occlusion, noise, blur and motion.",
     preview=True,
     params=[
-        *common_params(max_objects=32, default_objects=6),
-        param("min_size", "float", 0.08, "Smallest object size in metres.", min=0.02, max=0.5),
-        param("max_size", "float", 0.2, "Largest object size in metres.", min=0.02, max=0.5),
-        param("table_texture", "str", "noise", "Texture of the table surface.", choices=TEXTURES),
+        *common_params(max_objects=32, default_objects=8),
+        param(
+            "min_size",
+            "float",
+            0.04,
+            "Smallest object size in metres (sizes are log-uniform).",
+            between(0.03, 0.08),
+            min=0.02,
+            max=0.5,
+        ),
+        param(
+            "max_size",
+            "float",
+            0.4,
+            "Largest object size in metres.",
+            between(0.2, 0.45, at_least="min_size"),
+            min=0.02,
+            max=0.5,
+        ),
+        param(
+            "table_texture",
+            "str",
+            "noise",
+            "Texture of the table surface.",
+            choices(*TEXTURES),
+            choices=TEXTURES,
+        ),
         param(
             "camera_elevation",
             "float",
             45.0,
             "Camera angle above the table, degrees.",
+            between(25.0, 80.0),
             min=15.0,
             max=89.0,
         ),
@@ -60,6 +93,7 @@ SPEC = GeneratorSpec(
             "float",
             0.0,
             "Camera direction around the table, degrees.",
+            between(0.0, 360.0),
             min=0.0,
             max=360.0,
         ),
@@ -68,19 +102,37 @@ SPEC = GeneratorSpec(
             "float",
             1.5,
             "Camera distance to the table centre, metres.",
+            between(1.0, 2.5),
             min=0.5,
             max=5.0,
         ),
-        param("fov", "float", 50.0, "Horizontal field of view, degrees.", min=20.0, max=100.0),
+        param(
+            "fov",
+            "float",
+            50.0,
+            "Horizontal field of view, degrees.",
+            between(35.0, 70.0),
+            min=20.0,
+            max=100.0,
+        ),
         param(
             "light_elevation",
             "float",
             50.0,
             "Light angle above the table, degrees.",
+            between(20.0, 80.0),
             min=10.0,
             max=90.0,
         ),
-        param("ambient", "float", 0.35, "Ambient light level.", min=0.0, max=1.0),
+        param(
+            "ambient",
+            "float",
+            0.35,
+            "Ambient light level.",
+            between(0.2, 0.6),
+            min=0.0,
+            max=1.0,
+        ),
     ],
 )
 
@@ -343,9 +395,13 @@ class TabletopGenerator(Generator):
         ).astype(np.float32)
 
         solids, velocities = self._place(params, rng, camera, rays, t_ground)
-        colours = [
-            jitter_colour(PALETTE[s.kind], float(params["colour_jitter"]), rng) for s in solids
-        ]
+        colours = object_colours(
+            np.array([s.kind for s in solids], np.int64),
+            PALETTE,
+            bool(params["class_colours"]),
+            float(params["colour_jitter"]),
+            rng,
+        )
         reach = float(params["camera_distance"])  # objects slide inside [-reach, reach]^2
         starts = np.array([[s.x + reach, s.y + reach] for s in solids]).reshape(-1, 2)
         velocities = velocities * float(params["motion"]) * reach
@@ -455,12 +511,13 @@ class TabletopGenerator(Generator):
     ) -> tuple[list[Solid], np.ndarray]:
         """Non-overlapping solids on table points in view near the table centre, and their headings."""
         h, w = t_ground.shape
-        lo, hi = sorted((float(params["min_size"]), float(params["max_size"])))
         solids: list[Solid] = []
         reach = float(params["camera_distance"])  # keep objects on the table near its centre
-        for _ in range(int(params["num_objects"])):
+        for _ in range(object_count(params, rng)):
             kind = int(rng.integers(0, len(CATEGORIES)))
-            size = float(rng.uniform(lo, hi))
+            size = float(
+                log_uniform(float(params["min_size"]), float(params["max_size"]), 1, rng)[0]
+            )
             height = size * float(
                 (1.0, rng.uniform(0.6, 1.4), rng.uniform(1.0, 2.0), rng.uniform(1.0, 1.8))[kind]
             )
