@@ -269,6 +269,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         randomize=args.randomize,
         name=args.name,
         version=args.version,
+        formats=["coco", *args.format],
     )
     explicit = _explicit_provider(args, settings)
     if explicit is not None and args.credentials_block:
@@ -513,6 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         default=None,
         help="dataset version (default: derived from the request, so a re-run is the same version)",
+    )
+    dataset.add_argument(
+        "--format",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="export published with the dataset, repeatable: hf, yolo, webdataset, mot "
+        "(default: coco only; coco is always written)",
     )
     _add_store_args(generate)
     generate.set_defaults(run=cmd_generate)

@@ -161,6 +161,7 @@ def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Pa
         name=run.spec.name,
         version=run.version,
         provider=run.provider_identity,
+        formats=run.spec.formats,
         splits=run.spec.splits,
         seed=run.spec.seed,
         quality=run.spec.quality if run.publish else None,

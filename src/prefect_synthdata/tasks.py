@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
+from prefect_synthdata.dataset.exports import add_exports
 from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.dataset.quality import QualityGate
 from prefect_synthdata.dataset.splits import assign_splits
@@ -158,6 +159,7 @@ class DatasetInfo(BaseModel):
     name: str
     version: str
     provider: str
+    formats: list[str] = ["coco"]
     splits: dict[str, float] = {}
     seed: int = 0
     quality: QualityGate | None = None
@@ -180,6 +182,7 @@ def build_dataset(
         quality=info.quality,
         job_splits=assign_splits(len(job_dirs), info.splits, info.name, info.seed),
     )
+    manifest = add_exports(out_dir, manifest, info.formats)
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",
         manifest.num_images,

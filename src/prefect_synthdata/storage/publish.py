@@ -70,6 +70,21 @@ def check_segment(kind: str, value: str) -> str:
     return value
 
 
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """`<root>/<name>/<version>` into its store root, dataset name and version.
+
+    Example:
+        >>> split_uri("s3://bucket/datasets/shapes/v1")
+        ('s3://bucket/datasets', 'shapes', 'v1')
+    """
+    parts = uri.rstrip("/").rsplit("/", 2)
+    if len(parts) != 3 or not parts[0]:
+        raise ConfigurationError(
+            f"{uri!r} is not a dataset version URI (<destination>/<name>/<version>)"
+        )
+    return parts[0], check_segment("name", parts[1]), check_segment("version", parts[2])
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """What a publish did: the version's URI and how many data files it wrote."""
