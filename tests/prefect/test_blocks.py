@@ -34,11 +34,20 @@ from prefect_synthdata.settings import SynthDataSettings
 from tests.conftest import subprocess_env
 
 
+#: Packages of optional extras: modules that need them are not importable without the extra.
+OPTIONAL_EXTRA_PACKAGES = {"bpy", "torch"}
+
+
 def _package_blocks() -> list[type[Block]]:
     """Every concrete block class defined anywhere in prefect_synthdata."""
     found: dict[str, type[Block]] = {}
     for info in pkgutil.walk_packages(prefect_synthdata.__path__, "prefect_synthdata."):
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:
+            if exc.name in OPTIONAL_EXTRA_PACKAGES:
+                continue
+            raise
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, Block)

@@ -272,8 +272,8 @@ CASES: dict[str, Case] = {
     # the command line
     "cli wrong token": Case(cli("--provider", "infinity", "--url", "{url}", "--token", "nope", "--param", "width=64"), SystemExit, ("authentication failed",)),
     "cli unknown generator": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--generator", "nope"), SystemExit, ("'nope'",)),
-    "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("num_jobs",)),
-    "cli param without =": Case(cli("--param", "width"), SystemExit, ("KEY=VALUE",)),
+    "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("--jobs", "between 1 and 100000")),
+    "cli param without =": Case(cli("--param", "width"), SystemExit, ("--param expects key=value",)),
     # result zips served to the client
     "zip member with ..": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("j1/../../evil.txt", b"x"))), UnsafeArchiveError, ("escapes the destination",)),
     "zip member with an absolute path": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("/tmp/evil.txt", b"x"))), UnsafeArchiveError, ("absolute",)),
