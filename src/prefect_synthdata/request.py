@@ -29,8 +29,10 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from prefect_synthdata import batches
+from prefect_synthdata.dataset.exports import check_formats
 from prefect_synthdata.dataset.quality import QualityGate
 from prefect_synthdata.dataset.splits import check_fractions
+from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers import Provider
 from prefect_synthdata.settings import SynthDataSettings
@@ -91,6 +93,24 @@ class GenerationSpec(BaseModel):
         description="Dataset version. Empty: derived from the request (same request, same version).",
         json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
+    scene_name: str | None = Field(
+        default=None,
+        description="Draw the scenes dataset `scene_name` draws. Empty: this dataset's own "
+        "name, so datasets of different names share no scene (sweep points share their base's).",
+    )
+    formats: list[str] = Field(
+        default_factory=lambda: ["coco"],
+        description="Exports published with the dataset: coco (always), hf, yolo, webdataset, mot.",
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        try:
+            return check_formats(["coco", *formats])
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+
     splits: dict[str, float] = Field(
         default_factory=dict,
         description="Split fractions by name, e.g. {'train': 0.8, 'val': 0.1, 'test': 0.1}: "
@@ -131,15 +151,19 @@ class GenerationSpec(BaseModel):
             self.name,
             self.seed,
             self.randomize,
+            self.scene_name,
         )
 
     def dataset_version(self, request: BatchRequest) -> str:
-        """The version the dataset is published under: explicit, else derived from the batch key
-        (and the splits, which change the published files)."""
-        if self.version or not self.splits:
-            return self.version or request.key[:12]
-        splits = json.dumps(self.splits, sort_keys=True)
-        return hashlib.sha256(f"{request.key}:{splits}".encode()).hexdigest()[:12]
+        """The version the dataset is published under: explicit, else derived from the batch
+        key, and from the splits and exports beyond COCO, which change the published files."""
+        if self.version:
+            return self.version
+        extra = [name for name in self.formats if name != "coco"]
+        if not extra and not self.splits:
+            return request.key[:12]
+        variant = json.dumps({"splits": self.splits, "formats": extra}, sort_keys=True)
+        return hashlib.sha256(f"{request.key}:{variant}".encode()).hexdigest()[:12]
 
 
 class WaitSettings(BaseModel):

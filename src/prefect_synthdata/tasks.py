@@ -8,19 +8,25 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import State
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
-from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.exports import add_exports
+from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.dataset.quality import QualityGate
 from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
@@ -65,6 +71,21 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError)
 
 
+#: Submit leases are spread over this many Prefect global concurrency limits (limit 1 each)
+#: by request key: a bounded set of limits, and unrelated requests rarely wait on each other.
+SUBMIT_LEASE_BUCKETS = 256
+
+
+@contextmanager
+def one_submitter(request_key: str) -> Iterator[None]:
+    """Hold the Prefect concurrency lease of this request key while the block runs."""
+    name = f"prefect-synthdata-submit-{int(request_key[:8], 16) % SUBMIT_LEASE_BUCKETS:03d}"
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    with concurrency(name, occupy=1, timeout_seconds=600, strict=True):
+        yield
+
+
 @task(
     name="submit_batch",
     retries=3,
@@ -74,8 +95,12 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     persist_result=True,
 )
 def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
-    """Submit a batch once per logical request: adopt an existing one with the same name."""
-    batch, adopted = batches.submit_idempotent(provider.create(), request)
+    """Submit a batch once per logical request: adopt an existing one with the same name.
+
+    Find-or-submit runs under `one_submitter`, so concurrent runs of one request on one
+    Prefect API (which HTTP services cannot deduplicate) pay for one batch."""
+    with one_submitter(request.key):
+        batch, adopted = batches.submit_idempotent(provider.create(), request)
     verb = "adopted existing" if adopted else "submitted"
     get_run_logger().info(
         "%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name
@@ -134,6 +159,7 @@ class DatasetInfo(BaseModel):
     name: str
     version: str
     provider: str
+    formats: list[str] = ["coco"]
     splits: dict[str, float] = {}
     seed: int = 0
     quality: QualityGate | None = None
@@ -156,6 +182,7 @@ def build_dataset(
         quality=info.quality,
         job_splits=assign_splits(len(job_dirs), info.splits, info.name, info.seed),
     )
+    manifest = add_exports(out_dir, manifest, info.formats)
     get_run_logger().info(
         "assembled %d images, %d annotations in %s",
         manifest.num_images,
@@ -163,23 +190,6 @@ def build_dataset(
         out_dir,
     )
     return manifest
-
-
-def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> DatasetManifest:
-    """What a flow reports about a dataset published at `uri`."""
-    return DatasetManifest(
-        uri=uri,
-        name=manifest.name,
-        version=manifest.version,
-        batch_id=manifest.batch_id,
-        generator=manifest.generator,
-        num_images=manifest.num_images,
-        num_annotations=manifest.num_annotations,
-        categories=manifest.categories,
-        manifest_sha256=manifest.sha256(),
-        content_sha256=manifest.content_sha256(),
-        files_uploaded=files_uploaded,
-    )
 
 
 def _browser_url(store: ObjectStore, uri: str) -> str | None:
@@ -206,7 +216,7 @@ def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
 )
 def publish_dataset(
     dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
-) -> DatasetManifest:
+) -> PublishedDataset:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
     Emits `prefect-synthdata.dataset.published` and records as artifacts a link to the
@@ -221,7 +231,7 @@ def publish_dataset(
         result.files_uploaded,
         result.files_skipped,
     )
-    dataset = published_dataset(manifest, result.uri, result.files_uploaded)
+    dataset = PublishedDataset.from_manifest(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     artifacts.dataset_report(dataset, folder)

@@ -217,13 +217,32 @@ class JobService:
 
     # -- commands ------------------------------------------------------------------------
     def submit(
-        self, owner: str, name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+        self,
+        owner: str,
+        name: str,
+        generator: str,
+        jobs: list[dict[str, Any]],
+        is_preview: bool,
+        unique_name: bool = False,
     ) -> BatchRef:
-        """Record a batch of validated jobs and start rendering them."""
+        """Record a batch of validated jobs and start rendering them.
+
+        With `unique_name`, a batch `owner` already has under `name` is returned instead:
+        the look-up and the insert share one write transaction (`BEGIN IMMEDIATE` locks
+        the database file), so concurrent submitters, in any process, get one batch.
+        """
         gen = get_generator(generator)
         batch_id = str(uuid.uuid4())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            if unique_name:
+                existing = self._db.execute(
+                    "SELECT id FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1",
+                    (owner, name),
+                ).fetchone()
+                if existing is not None:
+                    self._db.execute("COMMIT")
+                    return self.get_batch(owner, existing[0])
             self._db.execute(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?)",
                 (batch_id, owner, name, generator, int(is_preview), _now()),

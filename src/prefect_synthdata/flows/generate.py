@@ -14,14 +14,13 @@ from typing import Any
 
 from prefect import flow, runtime
 from prefect.logging.loggers import flow_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ConfigDict, Field
 
 from prefect_synthdata.batches import cancel_named_batch
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.exceptions import CancelNotSupportedError
-from prefect_synthdata.pipeline import DOWNLOAD_CONCURRENCY, prepare_runs, run_pipeline
+from prefect_synthdata.pipeline import prepare_runs, run_pipeline, task_runner
 from prefect_synthdata.request import RunSpec
 from prefect_synthdata.settings import SynthDataSettings
 
@@ -55,11 +54,11 @@ def cancel_batch_of_run(flow: Any, flow_run: Any, state: Any) -> None:
 @flow(
     name="generate-dataset",
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
+    task_runner=task_runner(),  # type: ignore[arg-type]
     on_cancellation=[cancel_batch_of_run],
     on_crashed=[cancel_batch_of_run],
 )
-def generate_dataset(request: GenerateRequest) -> DatasetManifest:
+def generate_dataset(request: GenerateRequest) -> PublishedDataset:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
 
     Bad input (unknown generator, bad parameters, unusable destination, bad name)

@@ -30,10 +30,9 @@ from pydantic import BaseModel, Field
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
 from prefect_synthdata.destinations import open_destination
-from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.storage import StoreOptions
-from prefect_synthdata.storage.publish import check_segment, fetch_dataset
+from prefect_synthdata.storage.publish import fetch_dataset, split_uri
 
 
 class ClassStats(BaseModel):
@@ -59,21 +58,6 @@ class TrainReport(BaseModel):
     baseline_accuracy: float | None = Field(
         description="Accuracy of always guessing the commonest class."
     )
-
-
-def split_uri(uri: str) -> tuple[str, str, str]:
-    """`<root>/<name>/<version>` into its store root, dataset name and version.
-
-    Example:
-        >>> split_uri("s3://bucket/datasets/shapes/v1")
-        ('s3://bucket/datasets', 'shapes', 'v1')
-    """
-    parts = uri.rstrip("/").rsplit("/", 2)
-    if len(parts) != 3 or not parts[0]:
-        raise ConfigurationError(
-            f"{uri!r} is not a dataset version URI (<destination>/<name>/<version>)"
-        )
-    return parts[0], check_segment("name", parts[1]), check_segment("version", parts[2])
 
 
 def features(ann: dict[str, Any]) -> list[float]:

@@ -102,7 +102,9 @@ class LocalProvider:
 
     def submit(self, request: BatchRequest) -> BatchRef:
         jobs = self.validate(request.generator, request.jobs, request.is_preview)
-        return self.service.submit(OWNER, request.name, request.generator, jobs, request.is_preview)
+        return self.service.submit(
+            OWNER, request.name, request.generator, jobs, request.is_preview, unique_name=True
+        )
 
     def find_batch(self, name: str) -> BatchRef | None:
         return self.service.find_batch(OWNER, name)

@@ -50,7 +50,7 @@ LATEST = "LATEST"
 CLAIM = "_CLAIM"
 #: How long a publisher's claim on a version lasts unless renewed (it is renewed every third).
 CLAIM_LEASE_SECONDS = 60.0
-SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def check_segment(kind: str, value: str) -> str:
@@ -62,12 +62,27 @@ def check_segment(kind: str, value: str) -> str:
         ...
         prefect_synthdata.exceptions.ConfigurationError: dataset name '../etc' must match ...
     """
-    if not SAFE_SEGMENT.match(value):
+    if not SAFE_SEGMENT.fullmatch(value):
         raise ConfigurationError(
             f"dataset {kind} {value!r} must match {SAFE_SEGMENT.pattern} "
             "(letters, digits, '.', '_', '-'; no slashes)"
         )
     return value
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """`<root>/<name>/<version>` into its store root, dataset name and version.
+
+    Example:
+        >>> split_uri("s3://bucket/datasets/shapes/v1")
+        ('s3://bucket/datasets', 'shapes', 'v1')
+    """
+    parts = uri.rstrip("/").rsplit("/", 2)
+    if len(parts) != 3 or not parts[0]:
+        raise ConfigurationError(
+            f"{uri!r} is not a dataset version URI (<destination>/<name>/<version>)"
+        )
+    return parts[0], check_segment("name", parts[1]), check_segment("version", parts[2])
 
 
 @dataclass(frozen=True)
