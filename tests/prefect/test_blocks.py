@@ -33,7 +33,6 @@ from prefect_synthdata.flows import GenerateRequest
 from prefect_synthdata.settings import SynthDataSettings
 from tests.conftest import subprocess_env
 
-
 #: Packages of optional extras: modules that need them are not importable without the extra.
 OPTIONAL_EXTRA_PACKAGES = {"bpy", "torch"}
 
