@@ -13,9 +13,13 @@ The steps are task runs of the flow run that calls them (a block used outside a 
 runs each of its steps as a flow run of its own, see `blocks/jobs.py`); the download
 shards run on that flow's task runner, `DOWNLOAD_CONCURRENCY` at a time.
 
-Example:
-    >>> from prefect_synthdata.pipeline import run_pipeline  # doctest: +SKIP
-    >>> run_pipeline(RunSpec(num_jobs=2), ProviderConfig(), SynthDataSettings()).uri  # doctest: +SKIP
+Example (inside a flow, as the generate flow does):
+    >>> from prefect import flow
+    >>> @flow(task_runner=task_runner())
+    ... def my_dataset() -> PublishedDataset:
+    ...     settings = SynthDataSettings()
+    ...     return run_pipeline(RunSpec(num_jobs=2), ProviderConfig().with_dirs(settings), settings)
+    >>> my_dataset().uri  # doctest: +SKIP
     './datasets/synthetic-shapes/1f0c3b2a9d4e'
 """
 

@@ -33,7 +33,6 @@ from prefect_synthdata.flows import GenerateRequest
 from prefect_synthdata.settings import SynthDataSettings
 from tests.conftest import subprocess_env
 
-
 #: Packages of optional extras: modules that need them are not importable without the extra.
 OPTIONAL_EXTRA_PACKAGES = {"bpy", "torch"}
 
@@ -269,3 +268,14 @@ def test_a_block_saved_with_the_ui_defaults_loads() -> None:
     """Regression: the UI stores an unselected credentials block as `{}`, which failed to load."""
     assert SynthDataJob.model_validate({"credentials": {}}).credentials is None
     assert GenerateRequest.model_validate({"credentials": {}}).credentials is None
+
+
+def test_job_block_with_seed_per_day_renders_the_day_of_its_trigger() -> None:
+    from datetime import UTC, datetime
+
+    day = int(datetime.now(UTC).strftime("%Y%m%d"))
+    small = {"width": 64, "height": 64}
+    daily = SynthDataJob(name="daily", num_jobs=1, params=small, seed=5, seed_per_day=True)
+    fixed = SynthDataJob(name="daily", num_jobs=1, params=small, seed=5 + day)
+    first, second = asyncio.run(daily.trigger()), asyncio.run(fixed.trigger())
+    assert first.batch_id == second.batch_id  # the same request: the day's seed was applied

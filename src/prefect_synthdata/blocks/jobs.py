@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from prefect import flow
@@ -140,5 +141,5 @@ class SynthDataJob(JobBlock[PublishedDataset], RunSpec):
     def _submit(self) -> SynthDataJobRun:
         settings = SynthDataSettings()
         provider = resolve_provider(self.credentials, None, settings)
-        (run,) = prepare_runs([self], provider, settings)
+        (run,) = prepare_runs([self.for_day(datetime.now(UTC).date())], provider, settings)
         return SynthDataJobRun(self, run, submit_run(run))

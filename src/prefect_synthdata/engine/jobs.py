@@ -207,6 +207,34 @@ class JobService:
         rows = self._query("SELECT id, rendered_by FROM jobs WHERE batch_id=?", (batch_id,))
         return {r["id"]: r["rendered_by"] for r in rows}
 
+    def render_again(self, batch_id: str) -> int:
+        """Queue again the batch's jobs that failed (a full disk, a killed worker...) or
+        succeeded but whose result folder is gone, and start them; how many there were.
+
+        The batch keeps its id and jobs: a later run adopts it and is not paid for twice.
+        """
+        rows = self._query(
+            "SELECT id, state FROM jobs WHERE batch_id=? AND state IN (?, ?)",
+            (batch_id, JobState.FAILED, JobState.SUCCEEDED),
+        )
+        broken = [
+            r["id"]
+            for r in rows
+            if r["state"] == JobState.FAILED or not (self.results_dir / r["id"]).is_dir()
+        ]
+        with self._lock:
+            self._db.executemany(
+                "UPDATE jobs SET state=?, error=NULL, runner=NULL, attempts=0, finished=NULL "
+                "WHERE id=? AND state IN (?, ?)",
+                [
+                    (JobState.QUEUED, job_id, JobState.FAILED, JobState.SUCCEEDED)
+                    for job_id in broken
+                ],
+            )
+        if broken:
+            self.adopt_orphans(batch_id)
+        return len(broken)
+
     def result_dir(self, job_id: str) -> Path:
         """The rendered folder of a succeeded job, else NotFoundError."""
         rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))

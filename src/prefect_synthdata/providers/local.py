@@ -107,7 +107,11 @@ class LocalProvider:
         )
 
     def find_batch(self, name: str) -> BatchRef | None:
-        return self.service.find_batch(OWNER, name)
+        """The batch of that name; its failed or result-less jobs are rendered again."""
+        batch = self.service.find_batch(OWNER, name)
+        if batch is not None:
+            self.service.render_again(batch.batch_id)
+        return batch
 
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         return self.service.batch_status(OWNER, batch.batch_id)
