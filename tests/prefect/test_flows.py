@@ -213,7 +213,16 @@ def test_sweep_with_seed_per_day_pays_once_per_point(local: Path, tmp_path: Path
     """Regression: each point was submitted by the sweep, then again by its sub-flow with the
     day's seed (another request key), so every point was paid twice."""
     request = SweepRequest(
-        base=_base(local, tmp_path / "ds", name="daily", num_jobs=1, seed_per_day=True),
+        base=_base(
+            local,
+            tmp_path / "ds",
+            name="daily",
+            num_jobs=1,
+            seed_per_day=True,
+            # today's date picks the scene, which may hold no labelled object: this test
+            # counts payments, so the quality gate is opened
+            quality={"min_annotations": 0, "max_unlabelled_fraction": 1.0},
+        ),
         axes=[SweepAxis(param="num_objects", values=[1, 2])],
     )
     datasets = sweep_datasets(request)
