@@ -41,6 +41,10 @@ from prefect_synthdata.storage.publish import SAFE_SEGMENT, check_segment
 
 _DEFAULTS = SynthDataSettings.model_fields
 
+#: The Prefect form's pattern for names and versions: JSON Schema patterns match anywhere
+#: in a value unless anchored.
+FORM_SEGMENT_PATTERN = f"^{SAFE_SEGMENT.pattern}$"
+
 
 def _from_settings(name: str, text: str) -> str:
     """A field description naming the `SYNTHDATA_*` setting (and its default) an empty value takes."""
@@ -86,12 +90,12 @@ class GenerationSpec(BaseModel):
     name: str = Field(
         default="synthetic-shapes",
         description="Dataset name (also the batch label): letters, digits, '.', '_', '-'.",
-        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
+        json_schema_extra={"pattern": FORM_SEGMENT_PATTERN},
     )
     version: str | None = Field(
         default=None,
         description="Dataset version. Empty: derived from the request (same request, same version).",
-        json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
+        json_schema_extra={"pattern": FORM_SEGMENT_PATTERN},
     )
     scene_name: str | None = Field(
         default=None,
