@@ -114,7 +114,6 @@ def train_on_dataset(
     try:
         from prefect_synthdata.training import evaluate, fit
         from prefect_synthdata.training.curve import data_uri, loss_curve_png
-        from prefect_synthdata.training.detector import CenterNet
         from prefect_synthdata.training.lineage import Lineage, save_model
     except ImportError as error:
         if error.name is None or error.name.split(".")[0] != "torch":
@@ -130,7 +129,7 @@ def train_on_dataset(
         logger.warning("%s has no split %r: scoring on %r", dataset_uri, eval_split, train_split)
         eval_split, eval_data = train_split, train_data
     config = fit.TrainConfig(steps, batch_size, learning_rate, seed)
-    model = CenterNet(len(train_data.class_names))
+    model = fit.seeded_model(len(train_data.class_names), seed)
     started = time.perf_counter()
     losses = fit.train(model, train_data, config)
     seconds = time.perf_counter() - started

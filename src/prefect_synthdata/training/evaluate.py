@@ -9,7 +9,7 @@ Example:
     >>> gt = {"images": [{"id": 1, "width": 8, "height": 8}], "categories": [{"id": 1, "name": "a"}],
     ...       "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 4, 4],
     ...                        "area": 16, "iscrowd": 0}]}
-    >>> coco_map(gt, [{"image_id": 1, "category_id": 1, "bbox": [2, 2, 4, 4], "score": 1.0}]).map
+    >>> round(coco_map(gt, [{"image_id": 1, "category_id": 1, "bbox": [2, 2, 4, 4], "score": 1.0}]).map, 6)
     1.0
 """
 

@@ -84,13 +84,18 @@ def _flipped(images: torch.Tensor, boxes: list[torch.Tensor]) -> tuple[torch.Ten
     return images.flip(-1), [torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) for b in boxes]
 
 
+def seeded_model(num_classes: int, seed: int, width: int = 32) -> detector.CenterNet:
+    """A new model whose initial weights depend only on `seed`."""
+    torch.manual_seed(seed)
+    return detector.CenterNet(num_classes, width)
+
+
 def train(model: detector.CenterNet, data: SplitTensors, config: TrainConfig) -> list[float]:
     """`config.steps` AdamW steps on random batches (with random horizontal flips) of
     `data`; the loss of every step. Deterministic for a seed."""
     if len(data.images) == 0:
         raise ValueError("the training split has no images")
     generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
