@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -38,13 +39,19 @@ def published_with_splits(synthdata_home: Path, tmp_path: Path) -> str:
     return generate_dataset(request).uri
 
 
-async def _artifacts_and_events(flow_run_id: object, asset_key: str) -> tuple[dict, list]:
+async def _artifacts(flow_run_id: object) -> dict[str, Any]:
     async with get_client() as client:
         found = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-        events = []
-        for _ in range(50):  # events reach the API asynchronously
+    return {str(a.key): a for a in found}
+
+
+async def _materializations(asset_key: str) -> list[Any]:
+    """The materialization events of an asset (they reach the API asynchronously)."""
+    events: list[Any] = []
+    async with get_client() as client:
+        for _ in range(50):
             page = await client.read_events(
                 EventFilter(
                     event=EventNameFilter(name=["prefect.asset.materialization.succeeded"]),
@@ -56,7 +63,7 @@ async def _artifacts_and_events(flow_run_id: object, asset_key: str) -> tuple[di
             if events:
                 break
             await asyncio.sleep(0.2)
-    return {a.key: a for a in found}, events
+    return events
 
 
 def test_train_stage_trains_scores_saves_and_records_lineage(
@@ -101,14 +108,18 @@ def test_train_stage_trains_scores_saves_and_records_lineage(
 
     # artifacts, and the model's materialization with the dataset upstream
     model_key = folder.absolute().as_uri()
-    artifacts, events = asyncio.run(_artifacts_and_events(state.state_details.flow_run_id, model_key))
+    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
+    events = asyncio.run(_materializations(model_key))
     markdown = artifacts["train-train-tiny"].data
     assert uri in markdown and manifest.sha256() in markdown
     assert "![loss curve](data:image/png;base64," in markdown
     assert len(artifacts["train-loss-train-tiny"].data) > 0
     assert events, "no materialization event for the model"
-    upstream = {r.id for r in events[0].related if r.role == "asset"}
-    assert Path(uri).absolute().as_uri() in upstream
+    dataset_key = Path(uri).absolute().as_uri()
+    assert {r.id for r in events[0].related if r.role == "asset"} == {dataset_key}
+    # ...and the dataset's own materialization, recorded when it was published
+    (published,) = asyncio.run(_materializations(dataset_key))
+    assert published.payload["manifest_sha256"] == manifest.sha256()
 
 
 def test_train_stage_without_a_val_split_scores_on_train(
@@ -136,3 +147,8 @@ def test_train_stage_names_the_extra_when_torch_is_missing(
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     with pytest.raises(ConfigurationError, match=r"prefect-synthdata\[torch\]"):
         train_on_dataset(published_with_splits, steps=1)
+
+
+def test_train_stage_refuses_a_uri_that_is_not_a_dataset_version() -> None:
+    with pytest.raises(ConfigurationError, match="not a dataset version URI"):
+        train_on_dataset("nowhere", steps=1)

@@ -26,7 +26,10 @@ def test_targets_decode_back_to_the_boxes_and_labels() -> None:
     assert wanted["heatmap"].shape == (2, 3, 16, 16) and int(wanted["mask"].sum()) == 3
     assert wanted["heatmap"].max() == 1.0
     for found, boxes, labels in zip(
-        detector.decode(perfect_output(wanted), max_detections=len(BOXES[0])), BOXES, LABELS, strict=True
+        detector.decode(perfect_output(wanted), max_detections=len(BOXES[0])),
+        BOXES,
+        LABELS,
+        strict=True,
     ):
         assert found["scores"].shape == (2,)
         strong = found["scores"] > 0.99

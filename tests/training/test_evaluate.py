@@ -27,7 +27,12 @@ ANNS = [
 
 def test_exact_detections_score_one_and_misplaced_ones_zero() -> None:
     exact = [
-        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "score": 0.9,
+        }
         for a in ANNS
     ]
     score = evaluate.coco_map(ground_truth(ANNS), exact)
@@ -57,14 +62,23 @@ def test_detections_of_turns_xyxy_and_class_indices_into_coco_results() -> None:
 
 
 def test_centre_baseline_puts_each_class_mean_box_at_every_image_centre() -> None:
-    boxes = [torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 30.0, 40.0]]), torch.tensor([[5.0, 5.0, 9.0, 9.0]])]
+    boxes = [
+        torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 30.0, 40.0]]),
+        torch.tensor([[5.0, 5.0, 9.0, 9.0]]),
+    ]
     labels = [torch.tensor([0, 0]), torch.tensor([1])]
     rows = evaluate.centre_baseline(boxes, labels, ground_truth([])["images"], category_ids=[3, 7])
     by_key = {(r["image_id"], r["category_id"]): r for r in rows}
     assert len(rows) == 4
-    assert by_key[1, 3]["bbox"] == [22.0, 17.0, 20.0, 30.0] and by_key[1, 3]["score"] == pytest.approx(2 / 3)
-    assert by_key[2, 7]["bbox"] == [30.0, 14.0, 4.0, 4.0] and by_key[2, 7]["score"] == pytest.approx(1 / 3)
+    assert by_key[1, 3]["bbox"] == [22.0, 17.0, 20.0, 30.0] and by_key[1, 3][
+        "score"
+    ] == pytest.approx(2 / 3)
+    assert by_key[2, 7]["bbox"] == [30.0, 14.0, 4.0, 4.0] and by_key[2, 7][
+        "score"
+    ] == pytest.approx(1 / 3)
     # scored exactly like the model: a centred box that matches an object counts
-    centred = [{"id": 1, "image_id": 2, "category_id": 7, "bbox": [30, 14, 4, 4], "area": 16, "iscrowd": 0}]
+    centred = [
+        {"id": 1, "image_id": 2, "category_id": 7, "bbox": [30, 14, 4, 4], "area": 16, "iscrowd": 0}
+    ]
     on_image_2 = [r for r in rows if r["image_id"] == 2]
     assert evaluate.coco_map(ground_truth(centred), on_image_2).map == pytest.approx(1.0)

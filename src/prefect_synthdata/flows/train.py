@@ -37,8 +37,7 @@ if TYPE_CHECKING:
     from prefect_synthdata.training.lineage import Lineage
 
 TORCH_MISSING = (
-    "the train stage needs torch: pip install 'prefect-synthdata[torch]' "
-    "(a CPU build is enough)"
+    "the train stage needs torch: pip install 'prefect-synthdata[torch]' (a CPU build is enough)"
 )
 
 
@@ -210,7 +209,9 @@ def _record(report: TrainReport, lineage: Lineage, curve_uri: str, losses: list[
         description=f"Training loss every {every} steps on {report.dataset_uri}",
     )
     dataset = assets.asset(report.dataset_uri, f"{name} {lineage.dataset_version}", "dataset")
-    model = assets.asset(report.model_dir, f"detector on {name}", "CenterNet weights + lineage.json")
+    model = assets.asset(
+        report.model_dir, f"detector on {name}", "CenterNet weights + lineage.json"
+    )
     if dataset is not None and model is not None:
         assets.record_materialization(
             model,

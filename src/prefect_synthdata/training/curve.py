@@ -37,7 +37,10 @@ def loss_curve_png(losses: list[float]) -> bytes:
         x = MARGIN + (WIDTH - 10 - MARGIN) * i / max(len(losses) - 1, 1)
         return x, HEIGHT - MARGIN - (HEIGHT - MARGIN - 10) * value / top
 
-    for series, colour in ((losses, "#bbbbbb"), (_smoothed(losses, max(len(losses) // 20, 1)), "#1f5fbf")):
+    for series, colour in (
+        (losses, "#bbbbbb"),
+        (_smoothed(losses, max(len(losses) // 20, 1)), "#1f5fbf"),
+    ):
         if len(series) > 1:
             draw.line([point(i, v) for i, v in enumerate(series)], fill=colour, width=2)
     buffer = io.BytesIO()

@@ -79,9 +79,13 @@ def load_split(uri: str, split: str, storage: StoreOptions | None = None) -> Spl
     )
 
 
-def _flipped(images: torch.Tensor, boxes: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _flipped(
+    images: torch.Tensor, boxes: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     width = images.shape[-1]
-    return images.flip(-1), [torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) for b in boxes]
+    return images.flip(-1), [
+        torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) for b in boxes
+    ]
 
 
 def seeded_model(num_classes: int, seed: int, width: int = 32) -> detector.CenterNet:
@@ -122,7 +126,9 @@ def train(model: detector.CenterNet, data: SplitTensors, config: TrainConfig) ->
     return losses
 
 
-def predict(model: detector.CenterNet, images: torch.Tensor, batch_size: int = 32) -> list[dict[str, Any]]:
+def predict(
+    model: detector.CenterNet, images: torch.Tensor, batch_size: int = 32
+) -> list[dict[str, Any]]:
     """Decoded detections of every image, in batches, without gradients."""
     model.eval()
     out: list[dict[str, Any]] = []
@@ -130,5 +136,3 @@ def predict(model: detector.CenterNet, images: torch.Tensor, batch_size: int = 3
         for start in range(0, len(images), batch_size):
             out.extend(detector.decode(model(images[start : start + batch_size])))
     return out
-
-
