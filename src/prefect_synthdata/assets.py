@@ -57,6 +57,9 @@ def record_materialization(
         produced.add_metadata(metadata)
 
     task: Callable[[], None] = materialize(
-        produced, by=by, asset_deps=upstream or [], name="record_asset_materialization"
+        produced,
+        by=by,
+        asset_deps=list[Asset | str](upstream or []),
+        name="record_asset_materialization",
     )(recorded)
     task()

@@ -102,6 +102,7 @@ def test_generate_run_emits_events_and_records_artifacts(tmp_path: Path) -> None
         "dataset-events-demo-jobs",
         "dataset-events-demo",
         "summary-events-demo",
+        "report-events-demo",
     }
     by_key = {a.key: a for a in by_type["markdown"]}
     # a local dataset: its path as text, no dead file:// link

@@ -87,7 +87,7 @@ def train_on_dataset(
     dataset_uri: str,
     steps: Annotated[int, Field(ge=1, le=100_000)] = 300,
     batch_size: Annotated[int, Field(ge=1, le=256)] = 16,
-    learning_rate: Annotated[float, Field(gt=0, le=1)] = 2e-3,
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 5e-3,
     seed: Annotated[int, Field(ge=0)] = 0,
     train_split: str = "train",
     eval_split: str = "val",

@@ -32,7 +32,7 @@ class TrainConfig:
 
     steps: int = 300
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     seed: int = 0
 
 
