@@ -100,6 +100,7 @@ BAD_INPUT = [
     (["--generator", "shapez"], "error: unknown generator 'shapez' (did you mean 'shapes'?)"),
     (["--name", "bad/name"], "error: dataset name 'bad/name' must match"),
     (["--provider", "infinity"], "error: --provider infinity needs --url and --token"),
+    (["--provider", "local", "--credentials-block", "x"], "error: give --provider or"),
     (["--jobs", "0"], "argument --jobs: must be between 1 and 100000, got 0"),
     (["--jobs", "many"], "argument --jobs: expected a whole number, got 'many'"),
     (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
@@ -303,3 +304,29 @@ def test_readme_bad_input_examples_print_what_the_readme_shows(
     for command, *expected in examples:
         assert _exit_code(command.split()[1:]) == 2
         assert capsys.readouterr().err.splitlines() == expected
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """`synthdata generators | head -1`: the pipe closes before the listing is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect_synthdata.cli", "generators"],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the child writes anything
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+
+
+def test_a_configured_prefect_api_that_is_down_is_one_error(tmp_path: Path) -> None:
+    env = subprocess_env(PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens there
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect_synthdata.cli", "generate", "--jobs", "1",
+         "--dest", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: the Prefect API at http://127.0.0.1:9/api does not answer"
+    )
+    assert not (tmp_path / "out").exists()

@@ -41,6 +41,9 @@ def test_block_example_runs_as_a_script_and_finishes(tmp_path: Path, synthdata_h
         timeout=200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Warning" not in done.stderr, done.stderr[
+        -3000:
+    ]  # steps run as flow runs, not loose tasks
     uri = Path(done.stdout.strip().splitlines()[-1])
     assert uri.parent == tmp_path / "datasets" / "shapes-small"
     assert (uri / "_SUCCESS").is_file()

@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "DatasetManifest": "prefect_synthdata.dataset.manifest",
+    "PublishedDataset": "prefect_synthdata.dataset.manifest",
     "GenerateRequest": "prefect_synthdata.flows",
     "generate_dataset": "prefect_synthdata.flows",
     "ProviderConfig": "prefect_synthdata.providers",

@@ -30,7 +30,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from prefect_synthdata.dataset.manifest import MANIFEST, DatasetManifest
+from prefect_synthdata.dataset.manifest import MANIFEST, PublishedDataset
 from prefect_synthdata.dataset.report import report_markdown
 from prefect_synthdata.models import BatchRef, BatchStatus, batch_label
 
@@ -110,7 +110,7 @@ def dataset_url(uri: str, endpoint_url: str | None, region: str | None) -> str |
     return f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{key}"
 
 
-def dataset_link(dataset: DatasetManifest, url: str | None) -> UUID:
+def dataset_link(dataset: PublishedDataset, url: str | None) -> UUID:
     """Where the published dataset is: a link artifact to `url` (http(s)) with the URI as
     text, or for a local folder a markdown artifact with its path (no dead `file://` link)."""
     key = artifact_key("dataset", dataset.name)
@@ -126,7 +126,7 @@ def dataset_link(dataset: DatasetManifest, url: str | None) -> UUID:
     )
 
 
-def dataset_report(dataset: DatasetManifest, folder: Path) -> UUID:
+def dataset_report(dataset: PublishedDataset, folder: Path) -> UUID:
     """A markdown artifact showing the published dataset: samples, class counts, histograms."""
     return call_sync(
         create_markdown_artifact,
@@ -136,11 +136,11 @@ def dataset_report(dataset: DatasetManifest, folder: Path) -> UUID:
     )
 
 
-def summary_markdown(dataset: DatasetManifest, provider: str, num_jobs: int) -> str:
+def summary_markdown(dataset: PublishedDataset, provider: str, num_jobs: int) -> str:
     """The markdown of a run summary.
 
     Example:
-        >>> d = DatasetManifest(uri="/d/x/1", name="x", version="1", batch_id="b", generator="shapes",
+        >>> d = PublishedDataset(uri="/d/x/1", name="x", version="1", batch_id="b", generator="shapes",
         ...     num_images=4, num_annotations=9, categories=["circle"], manifest_sha256="ab", content_sha256="cd")
         >>> "| Images | 4 |" in summary_markdown(d, "local", 4)
         True
@@ -164,7 +164,7 @@ def summary_markdown(dataset: DatasetManifest, provider: str, num_jobs: int) -> 
     return f"# Synthetic dataset `{dataset.name}`\n\n| | |\n|---|---|\n{table}\n"
 
 
-def run_summary(dataset: DatasetManifest, provider: str, num_jobs: int) -> UUID:
+def run_summary(dataset: PublishedDataset, provider: str, num_jobs: int) -> UUID:
     """A markdown artifact summarising a finished generate-and-publish run."""
     return call_sync(
         create_markdown_artifact,

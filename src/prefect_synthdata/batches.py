@@ -53,12 +53,14 @@ def prepare_request(
     label: str,
     seed: int = 0,
     randomize: bool = False,
+    scenes: str | None = None,
 ) -> BatchRequest:
     """Fill in per-job seeds, validate, and key the request.
 
     Each job that leaves the generator's `seed` parameter out gets one drawn from
-    `(label, seed, job index)`: the label is the dataset's name, so jobs differ, re-runs
-    of one request repeat, and datasets of different names share no scene. With
+    `(scenes or label, seed, job index)`: the label is the dataset's name, so jobs differ,
+    re-runs of one request repeat, and datasets of different names share no scene unless
+    they name the same `scenes` (the points of a sweep share their base's). With
     `randomize`, every other unspecified parameter is drawn from its sampling range
     (`params.sample_unspecified`). Raises UnknownGeneratorError or
     ParameterValidationError before anything is submitted.
@@ -67,7 +69,7 @@ def prepare_request(
     has_seed = any(p.name == "seed" for p in spec.params)
     filled = []
     for index, job in enumerate(jobs):
-        rng = random.Random(f"{label}:{seed}:{index}")
+        rng = random.Random(f"{scenes or label}:{seed}:{index}")
         values = dict(job)
         if has_seed and "seed" not in values and values.get("state") is None:
             values["seed"] = rng.randint(0, 2**31 - 1)

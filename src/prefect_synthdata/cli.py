@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -432,8 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="synthdata",
         description=__doc__.splitlines()[0],
         formatter_class=HelpFormatter,
-        epilog="examples:\n"
-        + "\n".join(line for line in __doc__.splitlines() if line.lstrip().startswith("$")),
+        epilog="examples:\n" + textwrap.dedent(__doc__.split("Example:\n", 1)[1]).strip('" \n'),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -589,6 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `synthdata generators | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 
 from prefect.events import Event, emit_event
 
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.models import BatchRef, BatchStatus
 
 BATCH_SUBMITTED = "prefect-synthdata.batch.submitted"
@@ -45,11 +45,11 @@ def batch_resource(batch: BatchRef) -> dict[str, str]:
     }
 
 
-def dataset_resource(dataset: DatasetManifest) -> dict[str, str]:
+def dataset_resource(dataset: PublishedDataset) -> dict[str, str]:
     """The resource a dataset event is about: its name, with URI, version and batch id as labels.
 
     Example:
-        >>> d = DatasetManifest(uri="/d/x/1", name="x", version="1", batch_id="b", generator="shapes",
+        >>> d = PublishedDataset(uri="/d/x/1", name="x", version="1", batch_id="b", generator="shapes",
         ...     num_images=1, num_annotations=2, categories=[], manifest_sha256="", content_sha256="")
         >>> dataset_resource(d)["prefect-synthdata.uri"]
         '/d/x/1'
@@ -84,7 +84,7 @@ def emit_batch_error(batch: BatchRef, error: BaseException) -> Event | None:
     return emit_event(BATCH_FAILED, resource=batch_resource(batch), payload=payload)
 
 
-def emit_dataset_published(dataset: DatasetManifest) -> Event | None:
+def emit_dataset_published(dataset: PublishedDataset) -> Event | None:
     """`prefect-synthdata.dataset.published`, related to the batch that made the dataset."""
     related = [
         {

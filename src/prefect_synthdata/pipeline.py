@@ -9,32 +9,34 @@ before any is awaited), the `SynthDataJob` block (`trigger` = prepare + submit,
 `wait_for_completion` = wait, `fetch_result` = download + build + publish), the CLI's
 `generate` and `flows/generate_and_ingest.py` (both through the generate flow).
 
-Inside a flow the steps are its task runs; outside one (a block used from a script)
-they run as standalone task runs, with the download shards on a thread pool of their own.
+The steps are task runs of the flow run that calls them (a block used outside a flow
+runs each of its steps as a flow run of its own, see `blocks/jobs.py`); the download
+shards run on that flow's task runner, `DOWNLOAD_CONCURRENCY` at a time.
 
-Example:
-    >>> from prefect_synthdata.pipeline import run_pipeline  # doctest: +SKIP
-    >>> run_pipeline(RunSpec(num_jobs=2), ProviderConfig(), SynthDataSettings()).uri  # doctest: +SKIP
+Example (inside a flow, as the generate flow does):
+    >>> from prefect import flow
+    >>> @flow(task_runner=task_runner())
+    ... def my_dataset() -> PublishedDataset:
+    ...     settings = SynthDataSettings()
+    ...     return run_pipeline(RunSpec(num_jobs=2), ProviderConfig().with_dirs(settings), settings)
+    >>> my_dataset().uri  # doctest: +SKIP
     './datasets/synthetic-shapes/1f0c3b2a9d4e'
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.context import FlowRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging.loggers import get_logger
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_synthdata import batches
-from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.destinations import open_destination
 from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
@@ -140,16 +142,9 @@ def wait_for_run(
     return batch, status
 
 
-@contextmanager
-def _task_runner() -> Iterator[TaskRunner[Any]]:
-    """The running flow's task runner, else a thread pool of our own (standalone task runs)."""
-    context = FlowRunContext.get()
-    if context is not None:
-        yield context.task_runner
-        return
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY)
-    with runner:
-        yield runner
+def task_runner() -> ThreadPoolTaskRunner[Any]:
+    """The task runner of the pipeline's flows: download shards run a few at a time."""
+    return ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY)
 
 
 def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Path, Manifest]:
@@ -161,20 +156,11 @@ def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Pa
     size = run.spec.shard_size
     assert size is not None
     jobs_dir, dataset_dir = run.work_dir / "jobs", run.work_dir / "dataset"
-    with _task_runner() as runner:
-        futures = [
-            runner.submit(
-                download_batch,
-                {
-                    "provider": run.provider,
-                    "batch": opaque_input(batch),
-                    "job_ids": job_ids[i : i + size],
-                    "work_dir": jobs_dir,
-                },
-            )
-            for i in range(0, len(job_ids), size)
-        ]
-        job_dirs = [folder for future in futures for folder in future.result()]
+    futures = [
+        download_batch.submit(run.provider, opaque_input(batch), job_ids[i : i + size], jobs_dir)
+        for i in range(0, len(job_ids), size)
+    ]
+    job_dirs = [folder for future in futures for folder in future.result()]
     info = DatasetInfo(
         name=run.spec.name,
         version=run.version,
@@ -190,7 +176,7 @@ def build_run(run: PreparedRun, batch: BatchRef, job_ids: list[str]) -> tuple[Pa
     return dataset_dir, manifest
 
 
-def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> DatasetManifest:
+def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> PublishedDataset:
     """Publish the assembled dataset to the run's destination."""
     assert run.spec.dest is not None
     dataset = publish_dataset(run.spec.dest, dataset_dir, opaque_input(manifest), run.spec.storage)
@@ -198,7 +184,7 @@ def publish_run(run: PreparedRun, dataset_dir: Path, manifest: Manifest) -> Data
     return dataset
 
 
-def finish_run(run: PreparedRun, batch: BatchRef) -> DatasetManifest:
+def finish_run(run: PreparedRun, batch: BatchRef) -> PublishedDataset:
     """Wait for a submitted run, then download, build and publish its dataset."""
     batch, _ = wait_for_run(run, batch)
     dataset_dir, manifest = build_run(run, batch, batch.job_ids)
@@ -207,7 +193,7 @@ def finish_run(run: PreparedRun, batch: BatchRef) -> DatasetManifest:
 
 def run_pipeline(
     spec: RunSpec, provider: ProviderConfig, settings: SynthDataSettings
-) -> DatasetManifest:
+) -> PublishedDataset:
     """Generate and publish one dataset: every step of the pipeline, in order."""
     (run,) = prepare_runs([spec], provider, settings)
     return finish_run(run, submit_run(run))

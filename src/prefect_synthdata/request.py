@@ -93,6 +93,11 @@ class GenerationSpec(BaseModel):
         description="Dataset version. Empty: derived from the request (same request, same version).",
         json_schema_extra={"pattern": SAFE_SEGMENT.pattern},
     )
+    scene_name: str | None = Field(
+        default=None,
+        description="Draw the scenes dataset `scene_name` draws. Empty: this dataset's own "
+        "name, so datasets of different names share no scene (sweep points share their base's).",
+    )
     formats: list[str] = Field(
         default_factory=lambda: ["coco"],
         description="Exports published with the dataset: coco (always), hf, yolo, webdataset, mot.",
@@ -146,6 +151,7 @@ class GenerationSpec(BaseModel):
             self.name,
             self.seed,
             self.randomize,
+            self.scene_name,
         )
 
     def dataset_version(self, request: BatchRequest) -> str:

@@ -8,20 +8,26 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import State
+from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 
 from prefect_synthdata import artifacts, assets, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.exports import add_exports
-from prefect_synthdata.dataset.manifest import DatasetManifest, Manifest
+from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
 from prefect_synthdata.dataset.quality import QualityGate
 from prefect_synthdata.dataset.splits import assign_splits
 from prefect_synthdata.destinations import open_destination
@@ -66,6 +72,29 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError)
 
 
+#: Submit leases are spread over this many Prefect global concurrency limits (limit 1 each)
+#: by request key: a bounded set of limits, and unrelated requests rarely wait on each other.
+SUBMIT_LEASE_BUCKETS = 256
+
+
+@contextmanager
+def one_submitter(request_key: str) -> Iterator[None]:
+    """Hold the Prefect concurrency lease of this request key while the block runs (renewed
+    while held; a killed holder's lease lapses after 60 s, the server's minimum). Not
+    granted within 120 s (a lease that never lapses), the block runs without it."""
+    name = f"prefect-synthdata-submit-{int(request_key[:8], 16) % SUBMIT_LEASE_BUCKETS:03d}"
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=120, lease_duration=60, strict=True):
+            yield
+            return
+    except AcquireConcurrencySlotTimeoutError:
+        # a lease no one releases (its holder was killed and the API does not expire it)
+        get_run_logger().warning("submit lease %s not granted in 120 s; submitting without", name)
+    yield
+
+
 @task(
     name="submit_batch",
     retries=3,
@@ -75,8 +104,13 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     persist_result=True,
 )
 def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
-    """Submit a batch once per logical request: adopt an existing one with the same name."""
-    batch, adopted = batches.submit_idempotent(provider.create(), request)
+    """Submit a batch once per logical request: adopt an existing one with the same name.
+
+    For HTTP services (which cannot deduplicate) find-or-submit runs under
+    `one_submitter`, so concurrent runs of one request on one Prefect API pay for one
+    batch; the local job service keeps batch names unique itself."""
+    with one_submitter(request.key) if provider.kind != "local" else nullcontext():
+        batch, adopted = batches.submit_idempotent(provider.create(), request)
     verb = "adopted existing" if adopted else "submitted"
     get_run_logger().info(
         "%s batch %s (%d jobs, name %s)", verb, batch.batch_id, len(batch.job_ids), batch.name
@@ -168,23 +202,6 @@ def build_dataset(
     return manifest
 
 
-def published_dataset(manifest: Manifest, uri: str, files_uploaded: int) -> DatasetManifest:
-    """What a flow reports about a dataset published at `uri`."""
-    return DatasetManifest(
-        uri=uri,
-        name=manifest.name,
-        version=manifest.version,
-        batch_id=manifest.batch_id,
-        generator=manifest.generator,
-        num_images=manifest.num_images,
-        num_annotations=manifest.num_annotations,
-        categories=manifest.categories,
-        manifest_sha256=manifest.sha256(),
-        content_sha256=manifest.content_sha256(),
-        files_uploaded=files_uploaded,
-    )
-
-
 def _browser_url(store: ObjectStore, uri: str) -> str | None:
     """An http(s) URL of the dataset a browser can open (S3 stores only)."""
     client = getattr(store, "client", None)  # S3Store's boto3 client
@@ -209,7 +226,7 @@ def _retry_publish(task: Any, task_run: Any, state: State) -> bool:
 )
 def publish_dataset(
     dest: str, folder: Path, manifest: Manifest, storage: StoreOptions | None = None
-) -> DatasetManifest:
+) -> PublishedDataset:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
     Emits `prefect-synthdata.dataset.published`, records the version as a materialized
@@ -225,7 +242,7 @@ def publish_dataset(
         result.files_uploaded,
         result.files_skipped,
     )
-    dataset = published_dataset(manifest, result.uri, result.files_uploaded)
+    dataset = PublishedDataset.from_manifest(manifest, result.uri, result.files_uploaded)
     artifacts.dataset_link(dataset, _browser_url(store, result.uri))
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     artifacts.dataset_report(dataset, folder)

@@ -44,7 +44,7 @@ def assert_exact(job_dir: Path) -> int:
         assert rgb.shape == (image["height"], image["width"], 3) and rgb.dtype == np.uint8
         assert iseg.dtype == np.uint16 and iseg.shape == rgb.shape[:2]
         for ann in (a for a in labels["annotations"] if a["image_id"] == image["id"]):
-            expected = iseg == ann["instance_id"]
+            expected = iseg == ann["iseg_id"]
             assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), expected)
             ys, xs = np.nonzero(expected)
             assert ann["bbox"] == [

@@ -16,7 +16,13 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from prefect_synthdata.batches import PollPolicy, download_jobs, poll_until_done, prepare_request
+from prefect_synthdata.batches import (
+    DOWNLOADED,
+    PollPolicy,
+    download_jobs,
+    poll_until_done,
+    prepare_request,
+)
 from prefect_synthdata.engine.generators import GENERATORS
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers.base import Provider
@@ -94,5 +100,5 @@ def test_blender_through_local_provider_and_reference_server(tmp_path: Path) -> 
             if job == 0 and name.endswith(".rgb.png"):
                 diff = np.abs(read_png(a / name).astype(int) - read_png(b / name).astype(int))
                 assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
-            elif name != ".verified.json":
+            elif name != DOWNLOADED:
                 assert there[name] == data, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -150,3 +151,30 @@ def test_state_errors_name_the_job_and_come_with_the_other_problems(
         f"job 1: 'state' cannot be resolved: job '{shapes_job}' was rendered by generator 'shapes', not 'tabletop'",
         "job 1: 'fov' must be <= 100, got 500.0",
     ]
+
+
+def test_failed_and_result_less_jobs_are_rendered_again_in_the_same_batch(
+    provider: LocalProvider,
+) -> None:
+    batch = run(provider, "shapes", [SMALL, SMALL, SMALL], "recover")
+    service = provider.service
+    lost, failed, kept = batch.job_ids
+    before = files(service.result_dir(kept))
+    shutil.rmtree(service.results_dir / lost)  # a finished job whose result folder is gone
+    db = sqlite3.connect(service.state_dir / "jobs.sqlite3")
+    with db:  # a job that failed for a passing reason (a full disk)
+        db.execute(
+            "UPDATE jobs SET state='failed', error='No space left on device' WHERE id=?", (failed,)
+        )
+    db.close()
+    assert provider.batch_status(batch).counts() == {"succeeded": 2, "failed": 1}
+
+    request = prepare_request(provider, "shapes", [SMALL, SMALL, SMALL], False, "recover", seed=0)
+    again, adopted = submit_idempotent(provider, request)  # the next run of the same request
+    assert adopted and again == batch
+    status = poll_until_done(
+        provider, again, PollPolicy(initial_seconds=0.05, deadline_seconds=120)
+    )
+    assert status.succeeded == batch.job_ids
+    assert all((service.results_dir / job).is_dir() for job in batch.job_ids)
+    assert files(service.result_dir(kept)) == before  # untouched

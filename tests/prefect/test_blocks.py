@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pycocotools.coco import COCO
@@ -32,12 +33,20 @@ from prefect_synthdata.flows import GenerateRequest
 from prefect_synthdata.settings import SynthDataSettings
 from tests.conftest import subprocess_env
 
+#: Packages of optional extras: modules that need them are not importable without the extra.
+OPTIONAL_EXTRA_PACKAGES = {"bpy", "torch"}
+
 
 def _package_blocks() -> list[type[Block]]:
     """Every concrete block class defined anywhere in prefect_synthdata."""
     found: dict[str, type[Block]] = {}
     for info in pkgutil.walk_packages(prefect_synthdata.__path__, "prefect_synthdata."):
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:
+            if exc.name in OPTIONAL_EXTRA_PACKAGES:
+                continue
+            raise
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, Block)
@@ -165,6 +174,26 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     assert (root / "_SUCCESS").is_file()
     coco = COCO(str(root / "annotations.coco.json"))
     assert len(coco.getImgIds()) == 2 == dataset.num_images  # type: ignore[attr-defined]
+    # the same pipeline steps as the flows: outside a flow, each step is a flow run of its own
+    steps = asyncio.run(_task_names_by_flow("synthdata-job-"))
+    assert steps["synthdata-job-trigger"] == {"submit_batch"}
+    assert steps["synthdata-job-wait"] == {"wait_for_batch"}
+    assert steps["synthdata-job-fetch"] == {"download_batch", "build_dataset", "publish_dataset"}
+
+
+async def _task_names_by_flow(prefix: str) -> dict[str, set[str]]:
+    """Task names of the flow runs whose flow name starts with `prefix`, by flow name."""
+    async with get_client() as client:
+        flows = {f.id: f.name for f in await client.read_flows() if f.name.startswith(prefix)}
+        found: dict[str, set[str]] = {}
+        for run in await client.read_flow_runs():
+            if run.flow_id in flows:
+                tasks = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+                )
+                names = found.setdefault(flows[run.flow_id], set())
+                names.update(t.task_key.rsplit("-", 1)[0] for t in tasks)
+        return found
 
 
 def test_job_block_applies_the_quality_gate_and_splits(tmp_path: Path) -> None:
@@ -177,7 +206,7 @@ def test_job_block_applies_the_quality_gate_and_splits(tmp_path: Path) -> None:
         async def run_it() -> object:
             started = await job.trigger()
             await started.wait_for_completion()
-            return await started.fetch_result(tmp_path / "work")
+            return await started.fetch_result()
 
         return asyncio.run(run_it())
 
@@ -239,3 +268,14 @@ def test_a_block_saved_with_the_ui_defaults_loads() -> None:
     """Regression: the UI stores an unselected credentials block as `{}`, which failed to load."""
     assert SynthDataJob.model_validate({"credentials": {}}).credentials is None
     assert GenerateRequest.model_validate({"credentials": {}}).credentials is None
+
+
+def test_job_block_with_seed_per_day_renders_the_day_of_its_trigger() -> None:
+    from datetime import UTC, datetime
+
+    day = int(datetime.now(UTC).strftime("%Y%m%d"))
+    small = {"width": 64, "height": 64}
+    daily = SynthDataJob(name="daily", num_jobs=1, params=small, seed=5, seed_per_day=True)
+    fixed = SynthDataJob(name="daily", num_jobs=1, params=small, seed=5 + day)
+    first, second = asyncio.run(daily.trigger()), asyncio.run(fixed.trigger())
+    assert first.batch_id == second.batch_id  # the same request: the day's seed was applied

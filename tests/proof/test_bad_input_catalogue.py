@@ -240,6 +240,8 @@ CASES: dict[str, Case] = {
     "name with ..": Case(flow(name="../escape"), ConfigurationError, ("dataset name '../escape'",)),
     "name with a slash": Case(flow(name="a/b"), ConfigurationError, ("dataset name 'a/b'",)),
     "version ..": Case(flow(version=".."), ConfigurationError, ("dataset version '..'",)),
+    "name with a trailing newline": Case(flow(name="demo\n"), ConfigurationError, ("dataset name 'demo\\n'",)),
+    "version with a trailing newline": Case(flow(version="v1\n"), ConfigurationError, ("dataset version 'v1\\n'",)),
     # tokens and URLs
     "wrong token": Case(lambda w: w.generate(credentials=w.provider(token="not-the-token")), AuthenticationError, ("authentication failed",)),
     "missing token": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url)), ValidationError, ("token",)),  # type: ignore[call-arg]
@@ -270,8 +272,8 @@ CASES: dict[str, Case] = {
     # the command line
     "cli wrong token": Case(cli("--provider", "infinity", "--url", "{url}", "--token", "nope", "--param", "width=64"), SystemExit, ("authentication failed",)),
     "cli unknown generator": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--generator", "nope"), SystemExit, ("'nope'",)),
-    "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("num_jobs",)),
-    "cli param without =": Case(cli("--param", "width"), SystemExit, ("KEY=VALUE",)),
+    "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("--jobs", "between 1 and 100000")),
+    "cli param without =": Case(cli("--param", "width"), SystemExit, ("--param expects key=value",)),
     # result zips served to the client
     "zip member with ..": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("j1/../../evil.txt", b"x"))), UnsafeArchiveError, ("escapes the destination",)),
     "zip member with an absolute path": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("/tmp/evil.txt", b"x"))), UnsafeArchiveError, ("absolute",)),

@@ -24,7 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.flows import GenerateRequest, generate_dataset
 from prefect_synthdata.providers import ProviderKind
 from prefect_synthdata.providers.infinity import InfinityProvider
@@ -87,7 +87,7 @@ def _run(
     dest: Path,
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[DatasetManifest, dict[str, Any]]:
+) -> tuple[PublishedDataset, dict[str, Any]]:
     monkeypatch.setenv("SYNTHDATA_HOME", str(home))  # no download shared between the two runs
     dataset = generate_dataset(_request(kind, server.url, dest))
     manifest = json.loads((Path(dataset.uri) / "manifest.json").read_text())
@@ -146,7 +146,7 @@ def test_flow_under_faults_submits_once_and_publishes_the_fault_free_dataset(
             ).read_bytes()
 
 
-def _batch_name(kind: ProviderKind, server: ServerProcess, dataset: DatasetManifest) -> str:
+def _batch_name(kind: ProviderKind, server: ServerProcess, dataset: PublishedDataset) -> str:
     """The batch (infinity) or dataset (zpy) name the flow gave its submission."""
     if kind == "infinity":
         infinity = InfinityProvider(server.url, SecretStr(TOKEN))

@@ -76,6 +76,7 @@ def test_signed_urls_expire_and_bind_owner_and_resource(tmp_path: Path) -> None:
         ("job:1", "acct-b", query["expires"], query["sig"]),
         ("job:1", "acct-a", str(int(query["expires"]) + 1), query["sig"]),
         ("job:1", "acct-a", "-1", query["sig"]),
+        ("job:1", "acct-a", "\u00b2", query["sig"]),  # a digit to isdigit(), not to int()
         ("job:1", "acct-a", query["expires"], "é"),
     ]:
         with pytest.raises(SignatureError):
@@ -131,3 +132,25 @@ def test_serve_subcommand_refuses_to_start_without_tokens(
     assert cli_main(["serve", "--data-dir", str(tmp_path), "--port", "1"]) == 2
     assert "--token" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was created
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--url-ttl", "-5"], "--url-ttl: must be >= 1, got -5"),
+        (["--url-ttl", "0"], "--url-ttl: must be >= 1, got 0"),
+        (["--workers", "-1"], "--workers: must be >= 1, got -1"),
+        (["--workers", "0"], "--workers: must be >= 1, got 0"),
+        (["--quota-frames", "-3"], "--quota-frames: must be >= 0, got -3"),
+        (["--workers", "two"], "--workers: must be an integer, got 'two'"),
+    ],
+)
+def test_serve_options_are_refused_with_exit_2(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect_synthdata.server.config import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--token", "t", *argv])
+    assert exited.value.code == 2
+    assert words in capsys.readouterr().err

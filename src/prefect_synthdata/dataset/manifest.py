@@ -98,8 +98,11 @@ class Manifest(BaseModel):
                 raise IntegrityError(f"{entry.path}: missing or does not match the manifest")
 
 
-class DatasetManifest(BaseModel):
-    """What a finished generate-and-publish run returns: where the dataset is and what is in it."""
+class PublishedDataset(BaseModel):
+    """A published dataset in brief, as a run returns it: where it is and what it holds.
+
+    (`Manifest` is the content of the dataset's `manifest.json`, every file included.)
+    """
 
     uri: str
     name: str
@@ -112,3 +115,20 @@ class DatasetManifest(BaseModel):
     manifest_sha256: str
     content_sha256: str
     files_uploaded: int = 0
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, uri: str, files_uploaded: int) -> PublishedDataset:
+        """The summary of the dataset `manifest` describes, published at `uri`."""
+        return cls(
+            uri=uri,
+            name=manifest.name,
+            version=manifest.version,
+            batch_id=manifest.batch_id,
+            generator=manifest.generator,
+            num_images=manifest.num_images,
+            num_annotations=manifest.num_annotations,
+            categories=manifest.categories,
+            manifest_sha256=manifest.sha256(),
+            content_sha256=manifest.content_sha256(),
+            files_uploaded=files_uploaded,
+        )

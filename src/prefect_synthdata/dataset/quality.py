@@ -89,7 +89,7 @@ class QualityGate(BaseModel):
             )
             problems.append(
                 f"dataset has {what} in {counts.images} images "
-                f"(needs at least {self.min_annotations}; {counts.unlabelled} visible objects fell "
+                f"(needs at least {self.min_annotations}; {count(coco).unlabelled} visible objects fell "
                 "below the label filters min_visible_pixels / min_visibility)"
             )
         if counts.unlabelled_fraction > self.max_unlabelled_fraction:

@@ -8,12 +8,13 @@ and yields `(image, target)` pairs the way torchvision's detection models take t
 - `image`: float32 tensor (3, H, W) in [0, 1], the RGB image;
 - `target["boxes"]`: float32 (N, 4) `x0, y0, x1, y1` pixels; `labels`: int64 (N,) COCO
   category ids (from 1, so 0 stays free for the background); `masks`: uint8 (N, H, W);
-  `area`, `iscrowd`, `track_id`, `image_id`;
+  `area`, `track_id`, `image_id`; ignore regions (`iscrowd` 1) are left out, as
+  torchvision's detection references leave them out;
 - `target["depth"]`: float32 (H, W) metres along the optical axis (0 where the
   generator saw no surface); `target["intrinsics"]`: float32 (3, 3) pinhole `K` in
   pixels, or None for an orthographic camera (`shapes`).
 
-An image without annotations gives `boxes` of shape (0, 4) and empty `labels`/`masks`,
+An image without labelled objects gives `boxes` of shape (0, 4) and empty `labels`/`masks`,
 which torchvision's detectors accept. `split` names a per-split COCO file
 (`annotations.<split>.coco.json`); without split files the whole dataset is `train`.
 Needs the `torch` extra (`pip install 'prefect-synthdata[torch]'`).
@@ -99,7 +100,7 @@ class SynthDataset(Dataset[tuple[torch.Tensor, Target]]):
         image = self.images[index]
         height, width = image["height"], image["width"]
         rgb = np.asarray(Image.open(self.root / image["file_name"]).convert("RGB"))
-        anns = self.split.by_image[image["id"]]
+        anns = [a for a in self.split.by_image[image["id"]] if not a.get("iscrowd", 0)]
         boxes = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
         masks = np.stack([decode_mask(a, height, width) for a in anns]) if anns else None
         camera = image.get("metadata", {}).get("camera", {})
@@ -112,7 +113,6 @@ class SynthDataset(Dataset[tuple[torch.Tensor, Target]]):
                 else torch.zeros((0, height, width), dtype=torch.uint8)
             ),
             "area": torch.tensor([a["area"] for a in anns], dtype=torch.float32),
-            "iscrowd": torch.tensor([a.get("iscrowd", 0) for a in anns], dtype=torch.int64),
             "track_id": torch.tensor([a.get("track_id", 0) for a in anns], dtype=torch.int64),
             "image_id": image["id"],
             "depth": self._depth_metres(image),

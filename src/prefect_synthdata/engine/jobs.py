@@ -220,6 +220,34 @@ class JobService:
             processes = getattr(self._pool, "_processes", None) or {}
             return sorted(pid for pid, process in processes.items() if process.is_alive())
 
+    def render_again(self, batch_id: str) -> int:
+        """Queue again the batch's jobs that failed (a full disk, a killed worker...) or
+        succeeded but whose result folder is gone, and start them; how many there were.
+
+        The batch keeps its id and jobs: a later run adopts it and is not paid for twice.
+        """
+        rows = self._query(
+            "SELECT id, state FROM jobs WHERE batch_id=? AND state IN (?, ?)",
+            (batch_id, JobState.FAILED, JobState.SUCCEEDED),
+        )
+        broken = [
+            r["id"]
+            for r in rows
+            if r["state"] == JobState.FAILED or not (self.results_dir / r["id"]).is_dir()
+        ]
+        with self._lock:
+            self._db.executemany(
+                "UPDATE jobs SET state=?, error=NULL, runner=NULL, attempts=0, finished=NULL "
+                "WHERE id=? AND state IN (?, ?)",
+                [
+                    (JobState.QUEUED, job_id, JobState.FAILED, JobState.SUCCEEDED)
+                    for job_id in broken
+                ],
+            )
+        if broken:
+            self.adopt_orphans(batch_id)
+        return len(broken)
+
     def result_dir(self, job_id: str) -> Path:
         """The rendered folder of a succeeded job, else NotFoundError."""
         rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))
@@ -230,13 +258,32 @@ class JobService:
 
     # -- commands ------------------------------------------------------------------------
     def submit(
-        self, owner: str, name: str, generator: str, jobs: list[dict[str, Any]], is_preview: bool
+        self,
+        owner: str,
+        name: str,
+        generator: str,
+        jobs: list[dict[str, Any]],
+        is_preview: bool,
+        unique_name: bool = False,
     ) -> BatchRef:
-        """Record a batch of validated jobs and start rendering them."""
+        """Record a batch of validated jobs and start rendering them.
+
+        With `unique_name`, a batch `owner` already has under `name` is returned instead:
+        the look-up and the insert share one write transaction (`BEGIN IMMEDIATE` locks
+        the database file), so concurrent submitters, in any process, get one batch.
+        """
         gen = get_generator(generator)
         batch_id = str(uuid.uuid4())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            if unique_name:
+                existing = self._db.execute(
+                    "SELECT id FROM batches WHERE owner=? AND name=? ORDER BY created DESC LIMIT 1",
+                    (owner, name),
+                ).fetchone()
+                if existing is not None:
+                    self._db.execute("COMMIT")
+                    return self.get_batch(owner, existing[0])
             self._db.execute(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?)",
                 (batch_id, owner, name, generator, int(is_preview), _now()),

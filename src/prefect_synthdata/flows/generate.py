@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import UTC
 
 from prefect import flow, runtime
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ConfigDict, Field
 
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
-from prefect_synthdata.pipeline import DOWNLOAD_CONCURRENCY, run_pipeline
+from prefect_synthdata.dataset.manifest import PublishedDataset
+from prefect_synthdata.pipeline import run_pipeline, task_runner
 from prefect_synthdata.request import RunSpec
 from prefect_synthdata.settings import SynthDataSettings
 
@@ -38,9 +37,9 @@ class GenerateRequest(RunSpec):
 @flow(
     name="generate-dataset",
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
+    task_runner=task_runner(),  # type: ignore[arg-type]
 )
-def generate_dataset(request: GenerateRequest) -> DatasetManifest:
+def generate_dataset(request: GenerateRequest) -> PublishedDataset:
     """Generate a synthetic dataset and publish it; returns where it is and what it holds.
 
     Bad input (unknown generator, bad parameters, unusable destination, bad name)

@@ -28,7 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.blocks.credentials import CredentialsReference, resolve_provider
 from prefect_synthdata.dataset.manifest import ANNOTATIONS
-from prefect_synthdata.pipeline import build_run, prepare_runs, submit_run, wait_for_run
+from prefect_synthdata.pipeline import (
+    build_run,
+    prepare_runs,
+    submit_run,
+    task_runner,
+    wait_for_run,
+)
 from prefect_synthdata.request import RunSpec, WaitSettings
 from prefect_synthdata.settings import SynthDataSettings
 
@@ -157,7 +163,7 @@ def preview_markdown(
     return "\n".join(parts) + "\n"
 
 
-@flow(name="preview-generator", log_prints=False)
+@flow(name="preview-generator", log_prints=False, task_runner=task_runner())  # type: ignore[arg-type]
 def preview_generator(request: PreviewRequest) -> PreviewResult:
     """Render `num_frames` preview frames and publish them as a markdown artifact.
 

@@ -26,16 +26,15 @@ from typing import Any, Literal, Self
 
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefect_synthdata.artifacts import artifact_key, call_sync
 from prefect_synthdata.blocks.credentials import resolve_provider
-from prefect_synthdata.dataset.manifest import DatasetManifest
+from prefect_synthdata.dataset.manifest import PublishedDataset
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.flows.generate import GenerateRequest
 from prefect_synthdata.params import GeneratorSpec
-from prefect_synthdata.pipeline import DOWNLOAD_CONCURRENCY, finish_run, prepare_runs
+from prefect_synthdata.pipeline import finish_run, prepare_runs, task_runner
 from prefect_synthdata.request import RunSpec
 from prefect_synthdata.settings import SynthDataSettings
 from prefect_synthdata.tasks import opaque_input, submit_batch
@@ -142,7 +141,11 @@ def point_runs(base: RunSpec, points: list[dict[str, Any]]) -> list[RunSpec]:
     """One run per point of a per-point sweep."""
     return [
         base.model_copy(
-            update={"params": {**base.params, **point}, "name": point_name(base.name, i, point)}
+            update={
+                "params": {**base.params, **point},
+                "name": point_name(base.name, i, point),
+                "scene_name": base.scene_name or base.name,  # every point renders the same scenes
+            }
         )
         for i, point in enumerate(points)
     ]
@@ -161,9 +164,9 @@ def combined_run(base: RunSpec, points: list[dict[str, Any]]) -> RunSpec:
 @flow(
     name="sweep-datasets",
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=DOWNLOAD_CONCURRENCY),  # type: ignore[arg-type]
+    task_runner=task_runner(),  # type: ignore[arg-type]
 )
-def sweep_datasets(request: SweepRequest) -> list[DatasetManifest]:
+def sweep_datasets(request: SweepRequest) -> list[PublishedDataset]:
     """Run a parameter sweep and publish its dataset(s); returns one summary per published dataset.
 
     The whole sweep is validated (axes, every point's parameters, names, destination)

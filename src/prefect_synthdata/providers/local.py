@@ -77,10 +77,16 @@ class LocalProvider:
 
     def submit(self, request: BatchRequest) -> BatchRef:
         jobs = self.validate(request.generator, request.jobs, request.is_preview)
-        return self.service.submit(OWNER, request.name, request.generator, jobs, request.is_preview)
+        return self.service.submit(
+            OWNER, request.name, request.generator, jobs, request.is_preview, unique_name=True
+        )
 
     def find_batch(self, name: str) -> BatchRef | None:
-        return self.service.find_batch(OWNER, name)
+        """The batch of that name; its failed or result-less jobs are rendered again."""
+        batch = self.service.find_batch(OWNER, name)
+        if batch is not None:
+            self.service.render_again(batch.batch_id)
+        return batch
 
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         return self.service.batch_status(OWNER, batch.batch_id)

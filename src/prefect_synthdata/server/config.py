@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
@@ -75,22 +76,44 @@ class ServerConfig(BaseModel):
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer >= `minimum`; argparse exits 2 naming the flag otherwise.
+
+    Example:
+        >>> at_least(1)("5")
+        5
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the `serve` flags to `parser` (or a new one). Flags override the environment."""
     parser = parser or argparse.ArgumentParser(
         prog="synthdata serve", description="Run the reference server."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--port", type=at_least(0), default=8080, help="port to listen on")
     parser.add_argument(
         "--data-dir", type=Path, help="state directory (default: $SYNTHDATA_SERVER_DATA_DIR)"
     )
     parser.add_argument("--token", action="append", default=[], help="API token (repeatable)")
     parser.add_argument(
-        "--quota-frames", type=int, help="frame quota per token (default: unlimited)"
+        "--quota-frames", type=at_least(0), help="frame quota per token (default: unlimited)"
     )
-    parser.add_argument("--url-ttl", type=int, help="lifetime of signed result URLs, seconds")
-    parser.add_argument("--workers", type=int, help="render processes (default: CPU count)")
+    parser.add_argument(
+        "--url-ttl", type=at_least(1), help="lifetime of signed result URLs, seconds"
+    )
+    parser.add_argument("--workers", type=at_least(1), help="render processes (default: CPU count)")
     faults = parser.add_argument_group("fault injection (off by default; also SYNTHDATA_FAULT_*)")
     for name, field in FaultConfig.model_fields.items():
         flag = "--fault-" + name.replace("_", "-")
@@ -125,7 +148,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir or env.data_dir,
         tokens=[SecretStr(t) for t in tokens],
         quota_frames=quota,
-        url_ttl_seconds=args.url_ttl or env.url_ttl_seconds,
-        workers=args.workers or env.workers,
+        url_ttl_seconds=args.url_ttl if args.url_ttl is not None else env.url_ttl_seconds,
+        workers=args.workers if args.workers is not None else env.workers,
         faults=faults,
     )

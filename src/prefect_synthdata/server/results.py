@@ -25,7 +25,7 @@ from prefect_synthdata.server.errors import ApiError
 from prefect_synthdata.server.signing import SignatureError
 
 router = APIRouter(prefix="/results", tags=["results"])
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 Expires = Query(description="expiry, seconds since the epoch", max_length=20)
 Signature = Query(description="HMAC signature", max_length=128)
@@ -98,7 +98,7 @@ def download_file(
     except NotFoundError as exc:
         raise ApiError(404, str(exc)) from None
     path = job_dir / name
-    if not SAFE_NAME.match(name) or not path.is_file():
+    if not SAFE_NAME.fullmatch(name) or not path.is_file():
         raise ApiError(404, f"file {name!r} not found in simrun {simrun_id}")
     digest = sha256_file(path)
     return FileResponse(

@@ -58,7 +58,7 @@ class UrlSigner:
 
     def verify(self, resource: str, owner: str, expires: str, sig: str) -> None:
         """SignatureError unless `sig` was made by `sign(resource, owner)` and has not expired."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise SignatureError("invalid signature")
         if not hmac.compare_digest(self._mac(resource, owner, int(expires)).encode(), sig.encode()):
             raise SignatureError("invalid signature")

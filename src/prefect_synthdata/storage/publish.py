@@ -50,7 +50,7 @@ LATEST = "LATEST"
 CLAIM = "_CLAIM"
 #: How long a publisher's claim on a version lasts unless renewed (it is renewed every third).
 CLAIM_LEASE_SECONDS = 60.0
-SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def check_segment(kind: str, value: str) -> str:
@@ -62,7 +62,7 @@ def check_segment(kind: str, value: str) -> str:
         ...
         prefect_synthdata.exceptions.ConfigurationError: dataset name '../etc' must match ...
     """
-    if not SAFE_SEGMENT.match(value):
+    if not SAFE_SEGMENT.fullmatch(value):
         raise ConfigurationError(
             f"dataset {kind} {value!r} must match {SAFE_SEGMENT.pattern} "
             "(letters, digits, '.', '_', '-'; no slashes)"

@@ -51,7 +51,7 @@ from prefect_synthdata.storage.options import MIB, StoreOptions
 
 SHA256_META = "sha256"
 PREFLIGHT_KEY = ".synthdata-preflight"
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 #: Transfers submitted but not yet collected, per active request: bounds memory for any file count.
 WINDOW_PER_REQUEST = 8
 #: How often a conditional write that meets another one in flight (409) is tried.
@@ -64,7 +64,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise ConfigurationError(f"not an s3:// URI: {uri!r}")
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    if not BUCKET_NAME.match(bucket) or ".." in bucket:
+    if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
         raise ConfigurationError(
             f"bad S3 URI {uri!r}: {bucket!r} is not a bucket name "
             "(3-63 characters: lowercase letters, digits, '.', '-')"

@@ -56,7 +56,16 @@ def test_sequences_load_in_motmetrics_and_match_the_coco_tracks(exported: Export
                 for (frame, track), row in gt.iterrows()
             ]
             assert sorted(got) == sorted(expected)
-            assert (gt["Confidence"] == 1).all() and (gt["ClassId"] > 0).all()
+            # ignore regions (iscrowd 1) are marked with confidence 0, as MOTChallenge does
+            crowd = {
+                (number, a["track_id"])
+                for number, image in enumerate(frames, start=1)
+                for a in truth.annotations(image["id"])
+                if a["iscrowd"]
+            }
+            confidence = {key: row.Confidence for key, row in gt.iterrows()}
+            assert all(conf == (0 if key in crowd else 1) for key, conf in confidence.items())
+            assert (gt["ClassId"] > 0).all()
 
             # the ground truth scored against itself by motmetrics' accumulator: every
             # object matched, no switches (its iou_matrix helper predates NumPy 2, so

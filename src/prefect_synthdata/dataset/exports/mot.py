@@ -7,7 +7,7 @@ Written into the dataset folder:
     mot/<split>/<video>/frames.txt    the dataset-relative RGB file of frame 1, 2, ...
     mot/seqmaps/<split>.txt           "name", then one sequence a line (TrackEval's seqmap)
 
-A video is a job (or a COCO-VID `video_id` where the COCO file has one), named
+A video is a job (or a COCO-VID `video_id` where the COCO file has no job index), named
 `video-NNNNNN`; frames are numbered from 1 in frame order, `id` is the annotation's
 `track_id` (stable through the video), `left`/`top` the COCO box's corner counted from
 1 as MOTChallenge does (COCO counts from 0), `class` the COCO category id, `visibility`

@@ -95,8 +95,9 @@ def decode_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
 
 
 def video_key(image: dict[str, Any]) -> int:
-    """Which video an image belongs to: its `video_id` (COCO-VID), else its job."""
-    return int(image.get("video_id", image.get("job_index", 0)))
+    """Which video an image belongs to: its job (one job renders one video, so sequence
+    names match the job folders under `images/`), else its COCO-VID `video_id`."""
+    return int(image.get("job_index", image.get("video_id", 0)))
 
 
 def frame_index(image: dict[str, Any]) -> int:

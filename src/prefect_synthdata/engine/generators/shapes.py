@@ -40,6 +40,7 @@ PALETTE = np.array(
     np.float32,
 )
 BACKGROUND_DEPTH_MM = 10000
+MIN_RADIUS_PX = 4.0  # objects are at least 8 pixels across, whatever the scale and image size
 
 SPEC = GeneratorSpec(
     name="shapes",
@@ -53,7 +54,8 @@ SPEC = GeneratorSpec(
             "min_scale",
             "float",
             0.03,
-            "Smallest object size, fraction of the short side (sizes are log-uniform).",
+            "Smallest object size, fraction of the short side (sizes are log-uniform; "
+            "never under 8 pixels across).",
             between(0.02, 0.06),
             min=0.02,
             max=0.5,
@@ -119,7 +121,7 @@ class ShapesGenerator(Generator):
         short = min(h, w)
         kinds = rng.integers(0, len(CATEGORIES), size=n)
         scales = log_uniform(float(params["min_scale"]), float(params["max_scale"]), n, rng)
-        sizes = scales * short / 2
+        sizes = np.maximum(scales * short / 2, MIN_RADIUS_PX)
         limit = np.array([h - 1, w - 1], np.float64)
         starts = rng.uniform(0, 1, size=(n, 2)) * limit
         headings = rng.uniform(0, 2 * np.pi, size=n)
