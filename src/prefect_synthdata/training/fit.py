@@ -39,7 +39,7 @@ class TrainConfig:
 @dataclass
 class SplitTensors:
     """One split in memory: images (N, 3, H, W) padded, per-image boxes (xyxy pixels)
-    and class indices (0-based; crowd regions left out), the split's COCO dict, the dataset's manifest."""
+    and class indices (0-based; labelled objects only, as `SynthDataset` gives them), the split's COCO dict, the dataset's manifest."""
 
     images: torch.Tensor
     boxes: list[torch.Tensor]
@@ -61,11 +61,10 @@ def load_split(uri: str, split: str, storage: StoreOptions | None = None) -> Spl
     boxes, labels = [], []
     for i, (image, target) in enumerate(samples):
         images[i, :, : image.shape[1], : image.shape[2]] = image
-        keep = target["iscrowd"] == 0
-        boxes.append(target["boxes"][keep])
+        boxes.append(target["boxes"])
         labels.append(
             torch.tensor(
-                [data.split.class_index[int(c)] for c in target["labels"][keep]], dtype=torch.int64
+                [data.split.class_index[int(c)] for c in target["labels"]], dtype=torch.int64
             )
         )
     return SplitTensors(
