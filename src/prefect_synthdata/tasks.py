@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 
-from prefect_synthdata import artifacts, batches, events
+from prefect_synthdata import artifacts, assets, batches, events
 from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.dataset.exports import add_exports
 from prefect_synthdata.dataset.manifest import Manifest, PublishedDataset
@@ -229,7 +229,8 @@ def publish_dataset(
 ) -> PublishedDataset:
     """Publish data, then `manifest.json`, then `_SUCCESS`; identical content is a no-op.
 
-    Emits `prefect-synthdata.dataset.published` and records as artifacts a link to the
+    Emits `prefect-synthdata.dataset.published`, records the version as a materialized
+    Prefect asset (its URI is the key) and records as artifacts a link to the
     dataset, a summary of the run and a report of the dataset (samples, class counts,
     histograms).
     """
@@ -246,4 +247,9 @@ def publish_dataset(
     artifacts.run_summary(dataset, manifest.provider, manifest.num_jobs)
     artifacts.dataset_report(dataset, folder)
     events.emit_dataset_published(dataset)
+    published = assets.asset(dataset.uri, f"{dataset.name} {dataset.version}", "dataset version")
+    if published is not None:
+        assets.record_materialization(
+            published, {"manifest_sha256": dataset.manifest_sha256, "images": dataset.num_images}
+        )
     return dataset

@@ -65,6 +65,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         SYNTHDATA_POLL_CAP_SECONDS="0.5",
         PREFECT_RUNNER_POLL_FREQUENCY="1",
         PREFECT_WORKER_QUERY_SECONDS="1",
+        OMP_NUM_THREADS="1",  # the train stage's torch: one thread beats two on a shared machine
     )
     env.pop("PREFECT_API_KEY", None)
     log = tmp / "server.log"

@@ -77,17 +77,23 @@ async def _check_served_run(env: dict[str, str], log: Path) -> None:
         published = [v for v in versions if (v / "_SUCCESS").is_file()]
         assert len(published) == 1, versions
 
-        train = await _triggered_run(client, found["train"], 60)
+        train = await _triggered_run(client, found["train"], 180)
         assert train.state is not None and train.state.is_completed(), log.read_text()[-4000:]
         assert train.parameters["dataset_uri"] == str(published[0])
-        manifest = json.loads((published[0] / "manifest.json").read_text())
+        lineage = json.loads(
+            (
+                Path(env["SYNTHDATA_HOME"])
+                / "models/e2e-shapes"
+                / published[0].name
+                / "lineage.json"
+            ).read_text()
+        )
+        assert lineage["dataset_uri"] == str(published[0]) and lineage["steps"] == 300
         artifacts = await client.read_artifacts()
-        stats = [
-            a for a in artifacts if a.key == "class-stats-e2e-shapes" and a.flow_run_id == train.id
+        (report,) = [
+            a for a in artifacts if a.key == "train-e2e-shapes" and a.flow_run_id == train.id
         ]
-        rows = json.loads(str(stats[0].data))
-        assert sum(row["instances"] for row in rows) == manifest["num_annotations"] > 0
-        assert {row["name"] for row in rows} == set(manifest["categories"])
+        assert lineage["manifest_sha256"] in str(report.data)
 
 
 def test_prefect_deploy_registers_the_yaml_and_a_worker_runs_it(
@@ -166,7 +172,7 @@ async def _check_registered(env: dict[str, str]) -> None:
         sweep = deployments["sweep"].parameter_openapi_schema["definitions"]["SweepRequest"]
         assert sweep["properties"]["mode"]["enum"] == ["grid", "zip"]
         train_form = deployments["train"].parameter_openapi_schema["properties"]
-        assert train_form["holdout_fraction"]["default"] == 0.25
+        assert (train_form["steps"]["default"], train_form["steps"]["maximum"]) == (300, 100000)
         assert [s.schedule.cron for s in deployments["nightly-refresh"].schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
         owned = await client.read_resource_related_automations(
             f"prefect.deployment.{deployments['train'].id}"

@@ -14,7 +14,6 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from pycocotools.coco import COCO
 from pydantic import ValidationError
 
 from prefect_synthdata.engine.generators import get_generator
@@ -27,9 +26,7 @@ from prefect_synthdata.flows import (
     generate_dataset,
     preview_generator,
     sweep_datasets,
-    train_on_dataset,
 )
-from prefect_synthdata.flows.train import split_uri
 from prefect_synthdata.storage import open_store
 from prefect_synthdata.storage.publish import list_datasets
 
@@ -182,24 +179,6 @@ def test_sweep_checks_every_point_before_submitting(local: Path, tmp_path: Path)
     with pytest.raises(ParameterValidationError, match="'num_objects' must be <= 64"):
         sweep_datasets(request)
     assert _batches(local) == before  # the valid point was not submitted either
-
-
-def test_train_learns_from_a_published_dataset(local: Path, tmp_path: Path) -> None:
-    dataset = generate_dataset(_base(local, tmp_path / "ds", name="train-me", num_jobs=6))
-    report = train_on_dataset(dataset.uri)
-    coco = COCO(str(Path(dataset.uri) / "annotations.coco.json"))
-    assert (
-        report.num_annotations
-        == len(coco.getAnnIds(iscrowd=False))
-        == sum(c.instances for c in report.classes)
-    )
-    for stats in report.classes:
-        (cat_id,) = coco.getCatIds(catNms=[stats.name])
-        assert stats.instances == len(coco.getAnnIds(catIds=[cat_id], iscrowd=False))
-        assert 0 < stats.mean_fill <= 1 if stats.instances else stats.mean_fill == 0
-    assert report.test_instances > 0 and report.accuracy is not None and 0 <= report.accuracy <= 1
-    with pytest.raises(ConfigurationError, match="not a dataset version URI"):
-        split_uri("nowhere")
 
 
 def test_seed_per_day_moves_with_the_date_only() -> None:
