@@ -53,7 +53,7 @@ def record_materialization(
     """Emit `prefect.asset.materialization.succeeded` for `produced` (with `metadata`), its
     upstream assets as related resources, from a task run of the current flow run."""
 
-    def recorded() -> None:
+    def record_asset_materialization() -> None:
         produced.add_metadata(metadata)
 
     task: Callable[[], None] = materialize(
@@ -61,5 +61,5 @@ def record_materialization(
         by=by,
         asset_deps=list[Asset | str](upstream or []),
         name="record_asset_materialization",
-    )(recorded)
+    )(record_asset_materialization)
     task()

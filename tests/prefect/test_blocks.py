@@ -178,7 +178,12 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     steps = asyncio.run(_task_names_by_flow("synthdata-job-"))
     assert steps["synthdata-job-trigger"] == {"submit_batch"}
     assert steps["synthdata-job-wait"] == {"wait_for_batch"}
-    assert steps["synthdata-job-fetch"] == {"download_batch", "build_dataset", "publish_dataset"}
+    assert steps["synthdata-job-fetch"] == {
+        "download_batch",
+        "build_dataset",
+        "publish_dataset",
+        "record_asset_materialization",  # the published dataset as a Prefect asset
+    }
 
 
 async def _task_names_by_flow(prefix: str) -> dict[str, set[str]]:

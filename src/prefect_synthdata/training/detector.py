@@ -56,9 +56,11 @@ class CenterNet(nn.Module):
             _block(2 * width, width, 1),
         )
         self.head = nn.Conv2d(width, num_classes + 4, 1)
+        bias = self.head.bias
+        assert bias is not None  # Conv2d has a bias unless asked not to
         with torch.no_grad():
-            self.head.bias[:num_classes].fill_(PRIOR_BIAS)
-            self.head.bias[num_classes:].zero_()
+            bias[:num_classes].fill_(PRIOR_BIAS)
+            bias[num_classes:].zero_()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1], H and W multiples of 8 -> (B, C + 4, H / 4, W / 4)."""
