@@ -96,6 +96,14 @@ def server_size(value: Any, field: str, server: str) -> int:
     return value
 
 
+def server_count(value: Any, field: str, server: str, most: int) -> int:
+    """`value` as a count of at most `most` things (e.g. jobs of a batch we know)."""
+    count = server_size(value, field, server)
+    if count > most:
+        raise refuse(server, field, value, f"more than the {most} expected")
+    return count
+
+
 def server_object(value: Any, field: str, server: str) -> dict[str, Any]:
     """`value` as a JSON object."""
     if not isinstance(value, dict):

@@ -55,6 +55,7 @@ from prefect_synthdata.providers.http import (
 from prefect_synthdata.providers.trust import (
     file_name,
     refuse,
+    server_count,
     server_id,
     server_object,
     server_objects,
@@ -459,14 +460,12 @@ class ZpyProvider:
             f"{self.api.base_url} cannot cancel datasets (no POST datasets/<id>/cancel/): "
             f"dataset {batch.batch_id} keeps rendering and counting against the quota",
         )
-        stopped = server_size(
-            body.get("cancelled_simruns", 0), "cancel cancelled_simruns", self.api.base_url
+        return server_count(
+            body.get("cancelled_simruns", 0),
+            "cancel cancelled_simruns",
+            self.api.base_url,
+            len(batch.job_ids),
         )
-        if stopped > len(batch.job_ids):
-            raise refuse(
-                self.api.base_url, "cancel cancelled_simruns", stopped, "more than the batch's jobs"
-            )
-        return stopped
 
     def dataset_archive(self, dataset_id: str) -> Path:
         """The dataset zip in the cache, downloaded once (resumable; size and sha256 checked when given)."""
