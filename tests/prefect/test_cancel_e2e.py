@@ -27,11 +27,14 @@ from tests.server.conftest import Api, used_frames, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 TOKEN = "cancel-e2e"
-QUOTA = 2000
+#: Frames per job: about 10 s of rendering each on an idle core, so the cancel (a few
+#: seconds after submission) always finds jobs still rendering.
+FRAMES = 600
+QUOTA = 10 * 4 * FRAMES
 REQUEST = {
     "name": "cancel-me",
     "num_jobs": 4,
-    "params": {"width": 512, "height": 512, "frames": 40},  # seconds per job
+    "params": {"width": 512, "height": 512, "frames": FRAMES},
 }
 
 
@@ -86,7 +89,7 @@ async def _cancel_then_rerun(api_url: str, service: ServerProcess, log: Path) ->
         assert time.monotonic() - started < 30, "cancel took too long"
         states = [job["state"] for job in summary]
         assert "cancelled" in states and set(states) <= {"cancelled", "succeeded"}
-        rendered = 40 * states.count("succeeded")
+        rendered = FRAMES * states.count("succeeded")
         assert used_frames(api, QUOTA) == rendered  # the cancelled jobs' frames were credited
         assert await _logged(client, run.id, f"cancelled batch {batch_id}"), log.read_text()[-4000:]
 
