@@ -105,6 +105,30 @@ def choices(*values: Any) -> SampleRange:
     return SampleRange(choices=list(values))
 
 
+#: Frames per job: a video when more than one (shared by every generator of the engine).
+FRAMES = param(
+    "frames",
+    "int",
+    1,
+    "Frames per job (video when > 1); previews render one.",
+    False,
+    min=1,
+    max=600,
+)
+#: The scene's seed; jobs that leave it out get one drawn from the request's seed.
+SEED = param(
+    "seed", "int", 0, "Random seed of the scene.", between(0, 2**31 - 1), min=0, max=2**31 - 1
+)
+#: Re-render an earlier job (the Infinity `state` parameter).
+STATE = param(
+    "state",
+    "uuid",
+    None,
+    "Re-render this earlier job's parameters, with this job's values as overrides.",
+    False,
+)
+
+
 def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
     """Parameters every built-in generator shares: size, count, colour, sensor, video, drops, seed, state.
 
@@ -185,15 +209,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             min=0.0,
             max=8.0,
         ),
-        param(
-            "frames",
-            "int",
-            1,
-            "Frames per job (video when > 1); previews render one.",
-            False,
-            min=1,
-            max=600,
-        ),
+        FRAMES,
         param(
             "motion",
             "float",
@@ -221,22 +237,8 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             min=0.0,
             max=1.0,
         ),
-        param(
-            "seed",
-            "int",
-            0,
-            "Random seed of the scene.",
-            between(0, 2**31 - 1),
-            min=0,
-            max=2**31 - 1,
-        ),
-        param(
-            "state",
-            "uuid",
-            None,
-            "Re-render this earlier job's parameters, with this job's values as overrides.",
-            False,
-        ),
+        SEED,
+        STATE,
     ]
 
 

@@ -39,6 +39,9 @@ import numpy as np
 
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.generators.base import (
+    FRAMES,
+    SEED,
+    STATE,
     Frame,
     Generator,
     Instance,
@@ -88,15 +91,7 @@ SPEC = GeneratorSpec(
             " bit-reproducible: a few values per frame may differ by one level between runs).",
             False,
         ),
-        param(
-            "frames",
-            "int",
-            1,
-            "Frames per job (video when > 1); previews render one.",
-            False,
-            min=1,
-            max=600,
-        ),
+        FRAMES,
         param(
             "motion",
             "float",
@@ -133,14 +128,8 @@ SPEC = GeneratorSpec(
             min=0.0,
             max=1.0,
         ),
-        param("seed", "int", 0, "Random seed of the scene.", False, min=0, max=2**31 - 1),
-        param(
-            "state",
-            "uuid",
-            None,
-            "Re-render this earlier job's parameters, with this job's values as overrides.",
-            False,
-        ),
+        SEED,
+        STATE,
     ],
 )
 
