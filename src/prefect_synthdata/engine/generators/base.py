@@ -119,6 +119,16 @@ FRAMES = param(
 SEED = param(
     "seed", "int", 0, "Random seed of the scene.", between(0, 2**31 - 1), min=0, max=2**31 - 1
 )
+#: Label filter shared by every generator: too small a visible fragment is an ignore region.
+MIN_VISIBLE_PIXELS = param(
+    "min_visible_pixels",
+    "int",
+    16,
+    "Label filter: visible fragments with fewer pixels become ignore regions.",
+    False,
+    min=1,
+    max=100000,
+)
 #: Re-render an earlier job (the Infinity `state` parameter).
 STATE = param(
     "state",
@@ -219,15 +229,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             min=0.0,
             max=0.1,
         ),
-        param(
-            "min_visible_pixels",
-            "int",
-            16,
-            "Label filter: visible fragments with fewer pixels become ignore regions.",
-            False,
-            min=1,
-            max=100000,
-        ),
+        MIN_VISIBLE_PIXELS,
         param(
             "min_visibility",
             "float",

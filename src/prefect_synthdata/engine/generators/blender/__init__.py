@@ -40,6 +40,7 @@ import numpy as np
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.generators.base import (
     FRAMES,
+    MIN_VISIBLE_PIXELS,
     SEED,
     STATE,
     Frame,
@@ -110,15 +111,7 @@ SPEC = GeneratorSpec(
             min=0.0,
             max=10.0,
         ),
-        param(
-            "min_visible_pixels",
-            "int",
-            16,
-            "Drop instances with fewer visible pixels.",
-            False,
-            min=1,
-            max=100000,
-        ),
+        MIN_VISIBLE_PIXELS,
         param(
             "min_visibility",
             "float",
