@@ -94,30 +94,28 @@ def _watch(sock: socket.socket | None) -> None:
         watchdog.watch(sock)
 
 
-class WatchedHTTPConnection(HTTPConnection):
-    """urllib3's connection, registering its socket with the running call's watchdog."""
+class WatchedSocket:
+    """Mixed into urllib3's connections: each registers its socket with the running call's
+    watchdog, a new one when it connects and a kept-alive one when it is reused."""
+
+    sock: socket.socket | None
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)  # a kept-alive connection: its socket exists already
-        super().request(*args, **kwargs)
-
-
-class WatchedHTTPSConnection(HTTPSConnection):
-    """The TLS twin of `WatchedHTTPConnection`."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         _watch(sock)
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class WatchedHTTPConnection(WatchedSocket, HTTPConnection):
+    pass
+
+
+class WatchedHTTPSConnection(WatchedSocket, HTTPSConnection):
+    pass
 
 
 class WatchedHTTPPool(HTTPConnectionPool):
