@@ -690,13 +690,14 @@ def _never_sent(exc: Exception) -> bool:
 NO_ENDPOINT_STATUSES = (404, 405, 501)
 
 
-def call_cancel_endpoint(
-    call: Callable[[], dict[str, Any]], exists: Callable[[], Any], unsupported: str
-) -> dict[str, Any]:
-    """`call()` a cancel endpoint, which only some servers offer (the reference server does).
+def call_extension(
+    call: Callable[[], dict[str, Any]], exists: Callable[[], Any]
+) -> dict[str, Any] | None:
+    """`call()` an endpoint only some servers offer (the reference server's extensions);
+    None when this server has none.
 
     A 404, 405 or 501 is told apart from a missing resource by `exists()` (which raises
-    NotFoundError itself when the resource is unknown); then CancelNotSupportedError(unsupported).
+    NotFoundError itself when the resource is unknown).
     """
     try:
         return call()
@@ -704,4 +705,15 @@ def call_cancel_endpoint(
         if isinstance(exc, HttpStatusError) and exc.status not in NO_ENDPOINT_STATUSES:
             raise
         exists()
-        raise CancelNotSupportedError(unsupported) from None
+        return None
+
+
+def call_cancel_endpoint(
+    call: Callable[[], dict[str, Any]], exists: Callable[[], Any], unsupported: str
+) -> dict[str, Any]:
+    """`call_extension` for a cancel endpoint: CancelNotSupportedError(unsupported) when the
+    server has none."""
+    body = call_extension(call, exists)
+    if body is None:
+        raise CancelNotSupportedError(unsupported)
+    return body
