@@ -13,19 +13,26 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import State
 from pydantic import SecretStr
 
 from prefect_synthdata import batches
+from prefect_synthdata.dataset.manifest import MANIFEST, Manifest, PublishedDataset
 from prefect_synthdata.exceptions import BatchFailedError, QuotaExceededError
+from prefect_synthdata.flows.generate import GenerateRequest
+from prefect_synthdata.flows.generate import generate_dataset as generate_flow
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.providers.base import Provider
+from prefect_synthdata.providers.infinity import InfinityProvider
 from tests.providers import hostile
 from tests.providers.scripted_server import Reply, scripted_server
 from tests.reference_server import ServerProcess, run_reference_server
+from tests.test_pipeline import task_runs_by_task
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -34,7 +41,7 @@ JOBS = 3  # one frame each
 QUOTA = JOBS  # one clean run per account: anything charged twice is refused
 POLL = batches.PollPolicy(initial_seconds=0.1, cap_seconds=0.5, deadline_seconds=120)
 #: One account per test and dialect, so that each has its own quota.
-TOKENS = [f"recovery-{case}-{kind}" for case in ("failed", "lost", "packaging") for kind in ("infinity", "zpy")]  # fmt: skip
+TOKENS = [f"recovery-{case}-{kind}" for case in ("failed", "lost", "packaging", "flow") for kind in ("infinity", "zpy")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +208,46 @@ def test_a_zpy_server_that_refuses_to_generate_again_is_logged(
         "cannot generate dataset d1 again" in caplog.text
         and "stays GENERATING_FAILED" in caplog.text
     )
+
+
+def test_the_generate_flow_recovers_its_cached_batch_on_the_next_run(
+    broken_server: ServerProcess,
+    clean_server: ServerProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second run's `submit_batch` is a cache hit (it never looks the batch up); the
+    pipeline's `render_again` step repairs the batch before waiting on it."""
+    request = GenerateRequest(num_jobs=JOBS, params=SMALL, name="flow-recovery", seed=5)
+    monkeypatch.setenv("SYNTHDATA_PROVIDER", "infinity")
+    monkeypatch.setenv("SYNTHDATA_TOKEN", "recovery-flow-infinity")
+
+    def run(server: ServerProcess, dest: Path) -> State:
+        monkeypatch.setenv("SYNTHDATA_PROVIDER_URL", server.url)
+        return generate_flow(request.model_copy(update={"dest": str(dest)}), return_state=True)
+
+    with blocked(broken_server.data_dir / "engine" / "results"):
+        failed = run(broken_server, tmp_path / "out")
+    assert failed.is_failed() and "jobs failed" in str(failed.message)
+    state = run(broken_server, tmp_path / "out")
+    recovered = state.result()
+    tasks = task_runs_by_task(state)
+    (submit,), (again,) = tasks["submit_batch"], tasks["render_again"]
+    assert submit.state is not None and submit.state.name == "Cached"
+    assert again.state is not None and again.state.is_completed()
+    service = provider(broken_server, "infinity", "flow")
+    assert isinstance(service, InfinityProvider)
+    now = datetime.now(UTC)
+    listed = service.api.batches(now - timedelta(hours=1), now + timedelta(minutes=5))
+    assert [b["id"] for b in listed if b["name"].startswith("flow-recovery")] == [
+        recovered.batch_id
+    ]  # the failed run's batch, repaired: no second batch
+    assert_charged_once(service)
+
+    clean = run(clean_server, tmp_path / "clean").result()
+    assert files_of(recovered) == files_of(clean)
+
+
+def files_of(dataset: PublishedDataset) -> list[tuple[str, str]]:
+    manifest = Manifest.model_validate_json((Path(dataset.uri) / MANIFEST).read_bytes())
+    return [(f.path, f.sha256) for f in manifest.files]
