@@ -247,7 +247,8 @@ CASES: dict[str, Case] = {
     "missing token": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url)), ValidationError, ("token",)),  # type: ignore[call-arg]
     "empty token": Case(lambda w: w.generate(credentials=w.provider(token="")), ConfigurationError, ("needs a server url and a token",)),
     "missing url": Case(lambda w: w.generate(credentials=InfinityCredentials(token=SecretStr(TOKEN))), ValidationError, ("url",)),  # type: ignore[call-arg]
-    "not an http url": Case(flow(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
+    "not an http url": Case(lambda w: w.generate(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ValidationError, ("url", "absolute http:// or https:// URL")),
+    "credentials token with a newline": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url, token=SecretStr(TOKEN + "\n"))), ValidationError, ("token", "line break")),
     "closed port": Case(lambda w: w.generate(credentials=InfinityCredentials(url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:", "giving up after 6 attempts")),
     "token with a trailing newline": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\n")), ValidationError, ("line break",)),
     "token with a non-latin-1 character": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\u2014")), ValidationError, ("outside latin-1",)),
