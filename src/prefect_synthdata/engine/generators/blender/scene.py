@@ -231,31 +231,54 @@ def _lights(rng: np.random.Generator, params: dict[str, Any]) -> None:
 
 
 def _add_shape(shape: str, size: float, rng: np.random.Generator) -> Any:
+    """A primitive of `size` metres. Blender builds it at unit size; numpy scales its
+    vertices and computes its smooth normals, because Blender's own results for both
+    differ in the last bit between processes (vectorised code paths that depend on
+    memory alignment), which moved a few float RGB values run to run."""
     ops = bpy.ops.mesh
     if shape == "cube":
-        ops.primitive_cube_add(size=size)
+        ops.primitive_cube_add(size=1.0)
     elif shape == "sphere":
-        ops.primitive_uv_sphere_add(radius=size / 2, segments=24, ring_count=12)
+        ops.primitive_uv_sphere_add(radius=0.5, segments=24, ring_count=12)
     elif shape == "cylinder":
-        ops.primitive_cylinder_add(radius=size / 2, depth=size, vertices=24)
+        ops.primitive_cylinder_add(radius=0.5, depth=1.0, vertices=24)
     elif shape == "cone":
-        ops.primitive_cone_add(radius1=size / 2, depth=size, vertices=24)
+        ops.primitive_cone_add(radius1=0.5, depth=1.0, vertices=24)
     elif shape == "torus":
-        ops.primitive_torus_add(major_radius=size / 2.6, minor_radius=size / 8)
+        ops.primitive_torus_add(major_radius=1 / 2.6, minor_radius=1 / 8)
     elif shape == "monkey":
-        ops.primitive_monkey_add(size=size)
+        ops.primitive_monkey_add(size=1.0)
     else:  # a rock: an icosphere with every vertex pushed in or out at random
-        ops.primitive_ico_sphere_add(radius=size / 2, subdivisions=3)
+        ops.primitive_ico_sphere_add(radius=0.5, subdivisions=3)
     obj = bpy.context.active_object
+    mesh = obj.data
+    coords = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", coords)
+    scale = np.full(len(mesh.vertices), size)
     if shape == "rock":
-        coords = np.empty(len(obj.data.vertices) * 3, np.float32)
-        obj.data.vertices.foreach_get("co", coords)
-        scale = rng.uniform(0.75, 1.2, len(obj.data.vertices)).astype(np.float32)
-        obj.data.vertices.foreach_set("co", (coords.reshape(-1, 3) * scale[:, None]).ravel())
-        obj.data.update()
+        scale *= rng.uniform(0.75, 1.2, len(mesh.vertices))
+    positions = (coords.reshape(-1, 3) * scale[:, None]).astype(np.float32)
+    mesh.vertices.foreach_set("co", positions.ravel())
+    mesh.update()
     if shape in ("sphere", "cylinder", "cone", "torus", "monkey"):
-        bpy.ops.object.shade_smooth()
+        _smooth_normals(mesh, positions)
     return obj
+
+
+def _smooth_normals(mesh: Any, positions: np.ndarray) -> None:
+    """Shade `mesh` smooth with area-weighted vertex normals computed here (stored as
+    Blender 5's free `custom_normal` attribute, which Cycles interpolates as is)."""
+    mesh.calc_loop_triangles()
+    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    corners = positions.astype(np.float64)[triangles.reshape(-1, 3)]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros((len(positions), 3))
+    for corner in range(3):
+        np.add.at(normals, triangles.reshape(-1, 3)[:, corner], face_normals)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    attribute = mesh.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
+    attribute.data.foreach_set("vector", normals.astype(np.float32).ravel())
 
 
 def _objects(rng: np.random.Generator, params: dict[str, Any]) -> list[Placed]:
