@@ -277,6 +277,7 @@ def _smooth_normals(mesh: Any, positions: np.ndarray) -> None:
     for corner in range(3):
         np.add.at(normals, triangles.reshape(-1, 3)[:, corner], face_normals)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    mesh.shade_smooth()
     attribute = mesh.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
     attribute.data.foreach_set("vector", normals.astype(np.float32).ravel())
 
