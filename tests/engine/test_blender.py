@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from prefect_synthdata.batches import (
     poll_until_done,
     prepare_request,
 )
-from prefect_synthdata.engine.generators import GENERATORS
+from prefect_synthdata.engine.generators import GENERATORS, RENDER_THREADS_ENV
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers.base import Provider
 from prefect_synthdata.providers.infinity import InfinityProvider
@@ -39,8 +41,7 @@ if importlib.util.find_spec("bpy") is None:
 FAST = PollPolicy(initial_seconds=0.2, cap_seconds=1.0, deadline_seconds=300)
 SMALL = {"width": 64, "height": 64, "samples": 8}
 JOBS = [
-    {**SMALL, "seed": 3, "num_objects": 6, "hdri": "studio", "min_visible_pixels": 1,
-     "denoise": True},
+    {**SMALL, "seed": 3, "num_objects": 6, "hdri": "studio", "min_visible_pixels": 1},
     {**SMALL, "seed": 4, "scene": "bin", "frames": 2, "camera_motion": 4.0, "motion": 0.1,
      "hdri": "none", "min_visible_pixels": 1},
 ]  # fmt: skip
@@ -91,14 +92,60 @@ def test_blender_through_local_provider_and_reference_server(tmp_path: Path) -> 
         resolved = local.validate("blender", JOBS, False)
         request = BatchRequest(generator="blender", jobs=resolved, key="b2", name="blender-remote")
         second = run(remote, request, tmp_path / "remote")
-    # another process with another history renders the same bytes; denoised RGB
-    # (job 0) may differ by one level at a few values (see the module docstring)
-    for job, (a, b) in enumerate(zip(first, second, strict=True)):
+    # another process with another history renders the same bytes, denoised RGB included
+    for a, b in zip(first, second, strict=True):
         here, there = file_bytes(a), file_bytes(b)
         assert here.keys() == there.keys()
         for name, data in here.items():
-            if job == 0 and name.endswith(".rgb.png"):
-                diff = np.abs(read_png(a / name).astype(int) - read_png(b / name).astype(int))
-                assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
-            elif name != DOWNLOADED:
+            if name != DOWNLOADED:
                 assert there[name] == data, name
+
+
+RENDER_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from prefect_synthdata.engine.generators import get_generator
+from prefect_synthdata.engine.render import render_job
+params = {**get_generator("blender").spec.defaults(), "width": 64, "height": 64,
+          "samples": 8, "seed": 11, "num_objects": 8, "frames": 2, "motion": 0.1}
+render_job("blender", params, False, Path(sys.argv[1]))
+"""
+
+
+def test_rerenders_are_byte_identical_across_processes_and_thread_counts(tmp_path: Path) -> None:
+    """Smooth shapes, the denoiser (on by default) and a moving scene: the case that
+    used to differ by one level at a few denoised RGB values from run to run."""
+    outputs = []
+    for run_index, threads in enumerate(("2", "1", "2")):
+        out = tmp_path / f"run{run_index}"
+        env = {**os.environ, RENDER_THREADS_ENV: threads}
+        subprocess.run(
+            [sys.executable, "-c", RENDER_IN_A_PROCESS, str(out)], env=env, check=True, timeout=300
+        )
+        outputs.append(file_bytes(out))
+    assert len(outputs[0]) == 2 * 4 + 2  # two frames of four files, labels.json, job.json
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_amodal_areas_match_cycles_rendering_each_object_alone() -> None:
+    """`Scene.amodal_pixels` against the truth: an object-index render with every other
+    mesh (objects, table) hidden; and the visibility this gives an occluded object."""
+    import bpy
+
+    from prefect_synthdata.engine.generators.blender.scene import Scene
+
+    params = {**GENERATORS["blender"].spec.defaults(), "width": 96, "height": 96}
+    params.update({"samples": 1, "denoise": False, "seed": 5, "num_objects": 9})
+    scene = Scene.build(params, 2)
+    visible = np.bincount(np.rint(scene.render(0)["index"]).astype(int).ravel(), minlength=10)
+    amodal = scene.amodal_pixels()
+    meshes = [obj for obj in bpy.data.objects if obj.type == "MESH"]
+    occluded = 0
+    for placed in scene.objects:
+        for obj in meshes:
+            obj.hide_render = obj is not placed.obj
+        alone = np.count_nonzero(np.rint(scene.render(0)["index"]) == placed.obj.pass_index)
+        expected = amodal[placed.obj.pass_index]
+        assert abs(alone - expected) <= max(2, expected // 50), (placed.obj.name, alone, expected)
+        occluded += visible[placed.obj.pass_index] < 0.9 * alone
+    assert occluded >= 1  # the seed has an object mostly hidden behind others

@@ -129,6 +129,16 @@ MIN_VISIBLE_PIXELS = param(
     min=1,
     max=100000,
 )
+#: Label filter shared by every generator: a mostly hidden object is an ignore region.
+MIN_VISIBILITY = param(
+    "min_visibility",
+    "float",
+    0.1,
+    "Label filter: objects less visible than this fraction become ignore regions.",
+    False,
+    min=0.0,
+    max=1.0,
+)
 #: Re-render an earlier job (the Infinity `state` parameter).
 STATE = param(
     "state",
@@ -230,15 +240,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             max=0.1,
         ),
         MIN_VISIBLE_PIXELS,
-        param(
-            "min_visibility",
-            "float",
-            0.1,
-            "Label filter: objects less visible than this fraction become ignore regions.",
-            False,
-            min=0.0,
-            max=1.0,
-        ),
+        MIN_VISIBILITY,
         SEED,
         STATE,
     ]

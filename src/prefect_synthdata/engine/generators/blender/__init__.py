@@ -21,9 +21,10 @@ such a difference over a neighbourhood, where it crossed an 8-bit rounding bound
 about once in 10^4 values; so `scene.py` scales the meshes and computes their smooth
 normals with numpy (OpenImageDenoise itself is deterministic on identical input).
 
-`Instance.pixels` is the visible pixel count (Cycles gives no amodal mask without
-a render per object), so every annotation's `visibility` is 1.0 and
-`min_visibility` has no effect here; `min_visible_pixels` does.
+`Instance.pixels` is the object's amodal area, the pixels it would cover with nothing
+in front of it, from its triangles projected through the camera (`amodal.py`; about
+1-2% of a frame's CPU time), so `visibility` and `min_visibility` mean what they do
+for the built-in generators.
 
 Example:
     >>> BlenderGenerator().spec.name  # doctest: +SKIP
@@ -42,6 +43,7 @@ import numpy as np
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.generators.base import (
     FRAMES,
+    MIN_VISIBILITY,
     MIN_VISIBLE_PIXELS,
     SEED,
     STATE,
@@ -114,15 +116,7 @@ SPEC = GeneratorSpec(
             max=10.0,
         ),
         MIN_VISIBLE_PIXELS,
-        param(
-            "min_visibility",
-            "float",
-            0.0,
-            "Unused here (visibility is always 1.0).",
-            False,
-            min=0.0,
-            max=1.0,
-        ),
+        MIN_VISIBILITY,
         SEED,
         STATE,
     ],
