@@ -7,8 +7,9 @@ the CPU time of this process and its children (`resource.getrusage`, every rende
 thread counted), not wall time: the machine is shared and wall time says more about the
 neighbours than about the renderer. Per phase (CPU seconds, medians over the frames):
 the scene build (reset + objects, materials, lights, HDRI, camera), the Cycles render
-(with the denoiser and the EXR save), the pass read-back (parsing the EXR) and the
-encode (8-bit conversion, records, the four PNGs of the engine's writer).
+(with the denoiser and the EXR save), the pass read-back (parsing the EXR), the amodal
+areas behind `visibility` (`blender/amodal.py`) and the encode (8-bit conversion,
+records, the four PNGs of the engine's writer).
 
 `reference` is the issue's configuration, rebuilt here: the generator's scene with the
 table's pre-baked texture swapped for the procedural ground shader (noise + voronoi +
@@ -32,12 +33,14 @@ from typing import Any
 from prefect_synthdata.engine import png
 from prefect_synthdata.engine.generators.blender import BlenderGenerator, to_frame
 
-PHASES = ("build", "render", "read", "encode")
+PHASES = ("build", "render", "read", "amodal", "encode")
 
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its waited-for children."""
-    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
@@ -75,7 +78,10 @@ def reference_settings() -> None:
 
 
 SETTINGS: dict[str, tuple[dict[str, Any], Callable[[], None] | None]] = {
-    "reference (32 + denoise, procedural ground)": ({"samples": 32, "denoise": True}, reference_settings),
+    "reference (32 + denoise, procedural ground)": (
+        {"samples": 32, "denoise": True},
+        reference_settings,
+    ),
     "default": ({}, None),
     "8 samples + denoise": ({"samples": 8, "denoise": True}, None),
 }
@@ -95,8 +101,9 @@ def render_one(
     if adjust is not None:
         adjust()
     passes = scene.render(0)
+    amodal = scene.amodal_pixels()
     encode_started = cpu_seconds()
-    frame = to_frame(passes, scene.category_ids(), {})
+    frame = to_frame(passes, scene.category_ids(), amodal, {})
     png.write_png(out / "rgb.png", frame.rgb, png.RGB)
     png.write_png(out / "iseg.png", frame.iseg, png.INSTANCES)
     png.write_png(out / "cseg.png", frame.cseg, png.CATEGORIES)
@@ -125,9 +132,14 @@ def main() -> None:
                 (args.images / f"{name.split()[0]}.png").write_bytes((out / "rgb.png").read_bytes())
     defaults = BlenderGenerator.spec.defaults()
     print(f"512x512, 7 objects, {args.threads} threads, {args.frames} frames per setting, medians")
-    print(f"default = {defaults['samples']} samples, denoise {'on' if defaults['denoise'] else 'off'}")
-    print("| setting | build | render | read-back | encode | CPU s / frame | frames / core-minute | vs reference |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        f"default = {defaults['samples']} samples, denoise {'on' if defaults['denoise'] else 'off'}"
+    )
+    print(
+        "| setting | build | render | read-back | amodal | encode | CPU s / frame "
+        "| frames / core-minute | vs reference |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     reference = statistics.median(r["total"] for r in next(iter(results.values())))
     for name, runs in results.items():
         medians = {key: statistics.median(r[key] for r in runs) for key in (*PHASES, "total")}

@@ -189,9 +189,7 @@ def to_frame(
     )
 
 
-def _instances(
-    iseg: np.ndarray, categories: np.ndarray, amodal: np.ndarray
-) -> dict[int, Instance]:
+def _instances(iseg: np.ndarray, categories: np.ndarray, amodal: np.ndarray) -> dict[int, Instance]:
     """A record per instance id in the map: its amodal pixels and its visible region."""
     counts = np.bincount(iseg.ravel(), minlength=categories.size)
     instances = {}
