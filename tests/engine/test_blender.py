@@ -25,7 +25,9 @@ from prefect_synthdata.batches import (
     poll_until_done,
     prepare_request,
 )
+from prefect_synthdata.dataset.assemble import assemble_dataset
 from prefect_synthdata.engine.generators import GENERATORS, RENDER_THREADS_ENV
+from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.models import BatchRequest
 from prefect_synthdata.providers.base import Provider
 from prefect_synthdata.providers.infinity import InfinityProvider
@@ -178,3 +180,55 @@ def test_amodal_areas_match_cycles_rendering_each_object_alone() -> None:
         assert abs(alone - expected) <= max(2, expected // 50), (placed.obj.name, alone, expected)
         occluded += visible[placed.obj.pass_index] < 0.9 * alone
     assert occluded >= 1  # the seed has an object mostly hidden behind others
+
+
+def decode_normals(encoded: np.ndarray) -> np.ndarray:
+    return encoded.astype(np.float64) / 127.5 - 1.0
+
+
+def test_normals_are_written_in_camera_axes(tmp_path: Path) -> None:
+    """With `normals` on: an 8-bit RGB map per frame, unit vectors on every surface, the
+    table's normal is the world's up seen from the camera; off (the default): no file."""
+    params = {**GENERATORS["blender"].spec.defaults(), **SMALL, "seed": 2, "hdri": "none"}
+    render_job("blender", {**params, "normals": True}, False, tmp_path / "on")
+    labels = json.loads((tmp_path / "on" / "labels.json").read_text())
+    image = labels["images"][0]
+    normals = read_png(tmp_path / "on" / image["normal_file"])
+    assert normals.shape == (64, 64, 3) and normals.dtype == np.uint8
+    iseg, depth = (read_png(tmp_path / "on" / image[key]) for key in ("iseg_file", "depth_file"))
+    surface = depth > 0
+    lengths = np.linalg.norm(decode_normals(normals[surface]), axis=-1)
+    assert np.all(np.abs(lengths - 1) < 0.02) and not normals[~surface].any()
+    up = np.array(image["metadata"]["camera"]["rotation"]) @ [0.0, 0.0, 1.0]
+    table = decode_normals(normals[surface & (iseg == 0)])
+    assert np.median(table @ up) > 0.999  # interior pixels exact; edges mix with objects
+    render_job("blender", params, False, tmp_path / "off")
+    assert not any("normal" in p.name for p in (tmp_path / "off").iterdir())
+    # the assembled dataset carries the maps and points at them
+    dataset = tmp_path / "dataset"
+    assemble_dataset(
+        [("job-0", tmp_path / "on")], dataset, name="d", version="1", provider="local",
+        generator="blender", batch_id="b", is_preview=False,
+    )  # fmt: skip
+    coco = json.loads((dataset / "annotations.coco.json").read_text())
+    assert np.array_equal(read_png(dataset / coco["images"][0]["normal_file"]), normals)
+
+
+def test_a_plane_facing_the_camera_has_normal_minus_z() -> None:
+    import bpy
+    from mathutils import Vector  # bpy's; importable once bpy is
+
+    from prefect_synthdata.engine.generators.blender import to_normal8
+    from prefect_synthdata.engine.generators.blender.scene import Scene
+
+    params = {**GENERATORS["blender"].spec.defaults(), **SMALL, "samples": 2, "normals": True}
+    scene = Scene.build(params, 2)
+    camera = scene.camera
+    bpy.ops.mesh.primitive_plane_add(size=0.1)  # 0.1 m square, 0.2 m ahead: fills the centre
+    plane = bpy.context.active_object
+    plane.rotation_euler = camera.rotation_euler  # its +z (normal) points back at the camera
+    plane.location = camera.location + camera.matrix_world.to_3x3() @ Vector((0, 0, -0.2))
+    passes = scene.render(0)
+    centre = to_normal8(passes["normal"], scene.world_to_camera())[24:40, 24:40]
+    # (0, 0, -1) in x right, y down, z forward; 0 encodes as 127.5, so 127 or 128
+    assert np.allclose(decode_normals(centre), [0.0, 0.0, -1.0], atol=0.5 / 127.5 + 1e-9)

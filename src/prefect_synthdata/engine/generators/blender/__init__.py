@@ -96,6 +96,13 @@ SPEC = GeneratorSpec(
             " a few hundred).",
             False,
         ),
+        param(
+            "normals",
+            "bool",
+            False,
+            "Also write camera-space surface normals (image.NNNNNN.normal.png, 8-bit RGB).",
+            False,
+        ),
         FRAMES,
         param(
             "motion",
@@ -165,7 +172,22 @@ class BlenderGenerator(Generator):
                     "denoise": params["denoise"],
                 },
             }
-            yield to_frame(passes, scene.category_ids(), scene.amodal_pixels(), metadata)
+            frame = to_frame(passes, scene.category_ids(), scene.amodal_pixels(), metadata)
+            if "normal" in passes:
+                frame.normals = to_normal8(passes["normal"], scene.world_to_camera())
+            yield frame
+
+
+def to_normal8(world: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Cycles' world-space normal pass (averaged over a pixel's samples, 0 where none hit)
+    to unit camera-space normals in 8 bits: round((n + 1) * 127.5), 0, 0, 0 for no surface."""
+    camera = world.astype(np.float64) @ rotation.T
+    length = np.linalg.norm(camera, axis=-1, keepdims=True)
+    hit = length[..., 0] > 1e-6
+    unit = np.divide(camera, length, out=np.zeros_like(camera), where=length > 1e-6)
+    encoded = np.rint((unit + 1.0) * 127.5).astype(np.uint8)
+    encoded[~hit] = 0
+    return encoded
 
 
 def to_frame(

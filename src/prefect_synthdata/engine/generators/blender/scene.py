@@ -79,7 +79,8 @@ class Scene:
             _aim(self.camera, angle, base[1], base[2])
 
     def render(self, frame: int) -> dict[str, np.ndarray]:
-        """Render frame `frame`; returns `rgb` (float linear), `index` and `depth` arrays."""
+        """Render frame `frame`; returns `rgb` (float linear), `index`, `depth` and, with
+        the `normals` parameter, `normal` (world space) arrays."""
         self.pose(frame)
         bpy.context.scene.cycles.seed = (self.params["seed"] + frame) % 2**31
         started = time.process_time()
@@ -97,6 +98,8 @@ class Scene:
             "index": channels[f"{layer}.Object Index.X"],
             "depth": channels[f"{layer}.Depth.Z"],
         }
+        if self.params["normals"]:
+            passes["normal"] = np.stack([channels[f"{layer}.Normal.{c}"] for c in "XYZ"], -1)
         read = time.process_time()
         self.timings["render"] = self.timings.get("render", 0.0) + rendered - started
         self.timings["read"] = self.timings.get("read", 0.0) + read - rendered
@@ -133,6 +136,10 @@ class Scene:
             )
         self.timings["amodal"] = self.timings.get("amodal", 0.0) + time.process_time() - started
         return counts
+
+    def world_to_camera(self) -> np.ndarray:
+        """The world-to-camera rotation (OpenCV axes) of the frame last posed."""
+        return self._camera_model()[1]
 
     def camera_metadata(self) -> dict[str, Any]:
         """Intrinsics `K` (pixels) and the world-to-camera pose in OpenCV axes."""
@@ -185,6 +192,7 @@ def _configure_render(params: dict[str, Any], threads: int) -> None:
     layer = bpy.context.view_layer
     layer.use_pass_z = True
     layer.use_pass_object_index = True
+    layer.use_pass_normal = params["normals"]
     settings = scene.render.image_settings
     settings.media_type = "MULTI_LAYER_IMAGE"
     settings.file_format = "OPEN_EXR_MULTILAYER"
