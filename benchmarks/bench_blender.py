@@ -16,13 +16,16 @@ table's pre-baked texture swapped for the procedural ground shader (noise + voro
 bump), 32 samples, OpenImageDenoise with prefiltered guides, Cycles' light tree (its
 defaults). `default` is the generator's defaults (the speed goal: at least 4 frames per
 core-minute at visually clean quality); `8 samples` shows the next step down.
+`--psnr` adds each setting's PSNR on seed 0 against a 128-sample denoised render of the
+same scene and settings (the noise left, in dB; higher is cleaner).
 
-    python benchmarks/bench_blender.py [--frames 3] [--threads 2] [--images DIR]
+    python benchmarks/bench_blender.py [--frames 3] [--threads 2] [--images DIR] [--psnr]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import tempfile
@@ -30,10 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from prefect_synthdata.engine import png
 from prefect_synthdata.engine.generators.blender import BlenderGenerator, to_frame
 
 PHASES = ("build", "render", "read", "amodal", "encode")
+CLEAN_SAMPLES = 128  # the --psnr reference's samples
 
 
 def cpu_seconds() -> float:
@@ -112,11 +119,18 @@ def render_one(
     return {**scene.timings, "encode": ended - encode_started, "total": ended - started}
 
 
+def psnr(image: Path, clean: Path) -> float:
+    """Peak signal-to-noise ratio of 8-bit `image` against `clean`, in dB."""
+    a, b = (np.asarray(Image.open(path), np.float64) for path in (image, clean))
+    return 10 * math.log10(255**2 / float(np.mean((a - b) ** 2)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3, help="frames per setting (seeds 0..n-1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=Path, help="keep each setting's RGB of seed 0 here")
+    parser.add_argument("--psnr", action="store_true", help="PSNR against 128 samples")
     args = parser.parse_args()
     import bpy  # noqa: F401  (a render process pays this once)
 
@@ -124,29 +138,36 @@ def main() -> None:
     warm = {"width": 64, "height": 64, "samples": 1, "denoise": True}
     render_one(warm, None, 0, args.threads, out)  # kernels, OIDN weights
     results: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
+    quality: dict[str, str] = {name: "" for name in SETTINGS}
     for seed in range(args.frames):
         for name, (overrides, adjust) in SETTINGS.items():
             results[name].append(render_one(overrides, adjust, seed, args.threads, out))
             if args.images and seed == 0:
                 args.images.mkdir(parents=True, exist_ok=True)
                 (args.images / f"{name.split()[0]}.png").write_bytes((out / "rgb.png").read_bytes())
+            if args.psnr and seed == 0:
+                (out / "setting.png").write_bytes((out / "rgb.png").read_bytes())
+                clean = {**overrides, "samples": CLEAN_SAMPLES, "denoise": True}
+                render_one(clean, adjust, seed, args.threads, out)
+                quality[name] = f" | {psnr(out / 'setting.png', out / 'rgb.png'):.1f}"
     defaults = BlenderGenerator.spec.defaults()
     print(f"512x512, 7 objects, {args.threads} threads, {args.frames} frames per setting, medians")
     print(
         f"default = {defaults['samples']} samples, denoise {'on' if defaults['denoise'] else 'off'}"
     )
+    psnr_column = f" | PSNR vs {CLEAN_SAMPLES} samples, dB" if args.psnr else ""
     print(
         "| setting | build | render | read-back | amodal | encode | CPU s / frame "
-        "| frames / core-minute | vs reference |"
+        f"| frames / core-minute | vs reference{psnr_column} |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.psnr else ""))
     reference = statistics.median(r["total"] for r in next(iter(results.values())))
     for name, runs in results.items():
         medians = {key: statistics.median(r[key] for r in runs) for key in (*PHASES, "total")}
         phases = " | ".join(f"{medians[phase]:.2f}" for phase in PHASES)
         print(
             f"| {name} | {phases} | {medians['total']:.1f} | {60 / medians['total']:.1f} "
-            f"| {reference / medians['total']:.1f}x |"
+            f"| {reference / medians['total']:.1f}x{quality[name]} |"
         )
 
 

@@ -15,8 +15,8 @@ intrinsics `K` and the world-to-camera pose (OpenCV axes). Files are written by
 the engine's own PNG writer, so a re-render gives byte-identical files, across
 processes, thread counts and the order in which a worker renders its scenes, with
 the denoiser on or off. That needs exact float input to Cycles: Blender's primitive
-operators and its smooth-normal computation differ in the last bit between processes
-(vectorised paths that depend on memory alignment), and OpenImageDenoise spreads
+operators and its smooth-normal computation differ in the last bit from one process
+to the next (measured, cause inside Blender), and OpenImageDenoise spreads
 such a difference over a neighbourhood, where it crossed an 8-bit rounding boundary
 about once in 10^4 values; so `scene.py` scales the meshes and computes their smooth
 normals with numpy (OpenImageDenoise itself is deterministic on identical input).

@@ -123,13 +123,10 @@ class Scene:
             mesh, to_world = placed.obj.data, np.array(placed.obj.matrix_world)
             positions = np.empty(len(mesh.vertices) * 3, np.float32)
             mesh.vertices.foreach_get("co", positions)
-            mesh.calc_loop_triangles()
-            triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-            mesh.loop_triangles.foreach_get("vertices", triangles)
             world = positions.reshape(-1, 3) @ to_world[:3, :3].T + to_world[:3, 3]
             camera = (world - position) @ rotation.T
             counts[placed.obj.pass_index] = amodal_pixels(
-                camera[triangles.reshape(-1, 3)],
+                camera[_triangles(mesh)],
                 intrinsics,
                 render.resolution_y,
                 render.resolution_x,
@@ -277,8 +274,8 @@ def _lights(rng: np.random.Generator, params: dict[str, Any]) -> None:
 def _add_shape(shape: str, size: float, rng: np.random.Generator) -> Any:
     """A primitive of `size` metres. Blender builds it at unit size; numpy scales its
     vertices and computes its smooth normals, because Blender's own results for both
-    differ in the last bit between processes (vectorised code paths that depend on
-    memory alignment), which moved a few float RGB values run to run."""
+    differ in the last bit from one process to the next, which moved float RGB values
+    (and, through the denoiser, a few 8-bit ones) run to run."""
     ops = bpy.ops.mesh
     if shape == "cube":
         ops.primitive_cube_add(size=1.0)
@@ -309,15 +306,20 @@ def _add_shape(shape: str, size: float, rng: np.random.Generator) -> Any:
     return obj
 
 
+def _triangles(mesh: Any) -> np.ndarray:
+    """(N, 3) vertex indices of the triangles Cycles renders `mesh` as."""
+    mesh.calc_loop_triangles()
+    flat = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", flat)
+    return flat.reshape(-1, 3)
+
+
 def _smooth_normals(mesh: Any, positions: np.ndarray) -> None:
     """Shade `mesh` smooth with vertex normals computed here, each the sum of its faces'
     normals weighted by the face's angle at the vertex (as Blender's; unlike area weights,
     that does not depend on how a cap's polygon is split), stored as Blender 5's free
     `custom_normal` attribute, which Cycles interpolates as is."""
-    mesh.calc_loop_triangles()
-    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-    mesh.loop_triangles.foreach_get("vertices", triangles)
-    triangles = triangles.reshape(-1, 3)
+    triangles = _triangles(mesh)
     corners = positions.astype(np.float64)[triangles]
     face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     face /= np.linalg.norm(face, axis=1, keepdims=True)
