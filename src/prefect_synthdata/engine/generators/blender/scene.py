@@ -3,10 +3,12 @@
 `Scene.build` resets Blender to an empty file and builds a tabletop or bin of
 primitives and procedural meshes from a seeded numpy generator, with principled
 materials, a sun, an area light, a bundled HDRI (or a plain sky) and a camera aimed
-at the table. `Scene.render` poses frame `t` (objects drift, the camera orbits),
-renders with Cycles on the CPU (OpenImageDenoise when asked) and reads the
-combined, object-index and depth passes back from an uncompressed multilayer EXR
-in /dev/shm.
+at the table; every mesh's vertices and smooth normals are computed with numpy, so
+the float input to Cycles is the same bits in every process. `Scene.render` poses
+frame `t` (objects drift, the camera orbits), renders with Cycles on the CPU
+(OpenImageDenoise when asked) and reads the combined, object-index, depth and
+(optionally) normal passes back from an uncompressed multilayer EXR in /dev/shm;
+`Scene.amodal_pixels` gives each object's unoccluded area for that frame.
 """
 
 from __future__ import annotations
