@@ -211,8 +211,9 @@ def _material(name: str, colour: np.ndarray, metallic: float, roughness: float) 
 
 def _table(rng: np.random.Generator, bin_walls: bool) -> None:
     """The table: a plane with a pre-baked numpy texture (cheap to render); a bin adds walls."""
-    bpy.ops.mesh.primitive_plane_add(size=2 * TABLE_HALF * 3)
+    bpy.ops.mesh.primitive_plane_add(size=1.0)
     plane = bpy.context.active_object
+    _scale_vertices(plane.data, np.full(len(plane.data.vertices), 2 * TABLE_HALF * 3))
     kind = str(rng.choice(["noise", "checker", "stripes", "gradient"]))
     pixels = texture(kind, GROUND_TEXTURE, GROUND_TEXTURE, rng) / 255.0  # planar (3, h, w)
     rgba = np.concatenate([pixels, np.ones((1, GROUND_TEXTURE, GROUND_TEXTURE), np.float32)])
@@ -294,18 +295,23 @@ def _add_shape(shape: str, size: float, rng: np.random.Generator) -> Any:
     else:  # a rock: an icosphere with every vertex pushed in or out at random
         ops.primitive_ico_sphere_add(radius=0.5, subdivisions=3)
     obj = bpy.context.active_object
-    mesh = obj.data
+    scale = np.full(len(obj.data.vertices), size)
+    if shape == "rock":
+        scale *= rng.uniform(0.75, 1.2, len(obj.data.vertices))
+    positions = _scale_vertices(obj.data, scale)
+    if shape in ("sphere", "cylinder", "cone", "torus", "monkey"):
+        _smooth_normals(obj.data, positions)
+    return obj
+
+
+def _scale_vertices(mesh: Any, scale: np.ndarray) -> np.ndarray:
+    """Multiply each vertex of `mesh` by its `scale` in numpy; returns the new positions."""
     coords = np.empty(len(mesh.vertices) * 3, np.float32)
     mesh.vertices.foreach_get("co", coords)
-    scale = np.full(len(mesh.vertices), size)
-    if shape == "rock":
-        scale *= rng.uniform(0.75, 1.2, len(mesh.vertices))
     positions = (coords.reshape(-1, 3) * scale[:, None]).astype(np.float32)
     mesh.vertices.foreach_set("co", positions.ravel())
     mesh.update()
-    if shape in ("sphere", "cylinder", "cone", "torus", "monkey"):
-        _smooth_normals(mesh, positions)
-    return obj
+    return positions
 
 
 def _triangles(mesh: Any) -> np.ndarray:
