@@ -63,7 +63,7 @@ NO_HIT = 1e9  # Cycles' Z pass where a ray leaves the scene is 1e10
 
 SPEC = GeneratorSpec(
     name="blender",
-    version="1",
+    version="2",  # 2: denoised by default, numpy geometry, real visibility
     description="Photoreal tabletop and bin scenes of primitives and procedural meshes, "
     "rendered by Blender Cycles (CPU) with OpenImageDenoise; exact ground truth from its passes.",
     preview=True,
