@@ -75,6 +75,7 @@ class Scene:
         """Move objects along their velocity and orbit the camera for frame `frame`."""
         for placed in self.objects:
             placed.obj.location = Vector(placed.start + frame * placed.velocity)
+        bpy.context.view_layer.update()  # matrix_world, which amodal_pixels reads
         if self.params["camera_motion"] > 0:
             base = self.camera["orbit"]
             angle = base[0] + frame * math.radians(self.params["camera_motion"])
