@@ -69,8 +69,11 @@ class ServerContext:
     def signed_url(
         self, request: Request, route: str, resource: str, owner: str, **path: str
     ) -> str:
-        """An absolute, signed, expiring URL of a result route (no auth header needed)."""
-        base = str(request.url_for(route, **path))
+        """An absolute, signed, expiring URL of a result route (no auth header needed).
+
+        Built on `config.public_url`, never on the request's `Host` header (which the client chooses).
+        """
+        base = self.config.public_url + request.app.url_path_for(route, **path)
         return f"{base}?{urlencode(self.signer.sign(resource, owner))}"
 
     def close(self) -> None:
