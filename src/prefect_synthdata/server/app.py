@@ -28,6 +28,7 @@ from prefect_synthdata.server.context import ServerContext
 from prefect_synthdata.server.datasets import ZpyDatasets
 from prefect_synthdata.server.errors import install_error_handlers
 from prefect_synthdata.server.faults import FaultMiddleware
+from prefect_synthdata.server.files import FileIndex
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -38,6 +39,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         context = ServerContext.open(config)
         datasets = ZpyDatasets(context)
         app.state.context, app.state.tokens, app.state.datasets = context, context.tokens, datasets
+        app.state.files = FileIndex(context)
+        app.state.files.catch_up()  # files of simruns finished before this start (upgrades too)
         datasets.start()
         try:
             yield
