@@ -136,7 +136,7 @@ def test_files_of_simruns_finished_before_an_upgrade_are_recorded_at_startup(
     files_server.stop()
     with sqlite3.connect(files_server.data_dir / "zpy.sqlite3") as db:  # as an older server left it
         db.execute("DROP TABLE files")
-        db.execute("DROP TABLE indexed_simruns")
+        db.execute("DROP TABLE unrecorded_simruns")
     files_server.start()
     with sqlite3.connect(
         files_server.data_dir / "zpy.sqlite3"

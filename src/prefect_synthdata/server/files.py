@@ -45,7 +45,7 @@ class FileIndex:
     def catch_up(self, owner: str | None = None) -> int:
         """Record the files of every READY simrun (of `owner`) not recorded yet; how many simruns."""
         recorded = 0
-        for run in self.ctx.store.unindexed_simruns(owner):
+        for run in self.ctx.store.unrecorded_simruns(owner):
             try:
                 folder = self.ctx.service.result_dir(run["id"])
             except NotFoundError:  # not finished (yet), failed, or its folder is gone

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_listing ON files(owner, created, simrun, name);
 CREATE INDEX IF NOT EXISTS files_by_sim ON files(owner, sim_id, created, simrun, name);
 CREATE INDEX IF NOT EXISTS files_simrun ON files(simrun);
-CREATE TABLE IF NOT EXISTS indexed_simruns (simrun TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS unrecorded_simruns (simrun TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS unrecorded_simruns_owner ON unrecorded_simruns(owner);
 """
 #: SQL expressions of the file fields zpy clients filter on (see `filters.sql_filters`).
 FILE_COLUMNS = {
@@ -88,7 +89,12 @@ class ZpyStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        upgrade = not self._db.execute("SELECT 1 FROM sqlite_master WHERE name='files'").fetchall()
         self._db.executescript(SCHEMA)
+        if upgrade:  # simruns of a server that did not record files yet: record them all
+            self._db.execute(
+                "INSERT OR IGNORE INTO unrecorded_simruns SELECT id, owner FROM simruns"
+            )
         self._lock = threading.RLock()
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -225,13 +231,16 @@ class ZpyStore:
     ) -> None:
         """Record new simruns: `(engine job id, params key, config)` each."""
         created = timestamp()
-        with self._lock:
-            self._db.executemany(
+        with self._transaction() as db:
+            db.executemany(
                 "INSERT INTO simruns VALUES (?,?,?,?,?,?,?)",
                 [
                     (run_id, owner, project, sim, key, json.dumps(config), created)
                     for run_id, key, config in runs
                 ],
+            )
+            db.executemany(
+                "INSERT INTO unrecorded_simruns VALUES (?,?)", [(run[0], owner) for run in runs]
             )
 
     def list_simruns(self, owner: str, dataset_id: str | None = None) -> list[dict[str, Any]]:
@@ -261,13 +270,12 @@ class ZpyStore:
         return rows[0]["owner"] if rows else None
 
     # -- files of finished simruns ---------------------------------------------------------
-    def unindexed_simruns(self, owner: str | None = None) -> list[dict[str, Any]]:
+    def unrecorded_simruns(self, owner: str | None = None) -> list[dict[str, Any]]:
         """Simruns (of `owner`, or everyone's) whose files are not recorded yet, oldest first."""
-        mine = "AND simruns.owner=?" if owner is not None else ""
+        mine = "WHERE unrecorded_simruns.owner=?" if owner is not None else ""
         return self._rows(
-            "SELECT simruns.* FROM simruns LEFT JOIN indexed_simruns"
-            " ON indexed_simruns.simrun = simruns.id"
-            f" WHERE indexed_simruns.simrun IS NULL {mine} ORDER BY created, id",
+            "SELECT simruns.* FROM unrecorded_simruns"
+            f" JOIN simruns ON simruns.id = unrecorded_simruns.simrun {mine} ORDER BY created, id",
             (owner,) if owner is not None else (),
         )
 
@@ -293,13 +301,16 @@ class ZpyStore:
         ]
         with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            db.execute("INSERT OR IGNORE INTO indexed_simruns VALUES (?)", (run["id"],))
+            db.execute("DELETE FROM unrecorded_simruns WHERE simrun=?", (simrun,))
 
     def forget_files(self, simrun_id: str) -> None:
         """Drop a simrun's file records (its folder is gone); they are recorded again when it is."""
         with self._transaction() as db:
             db.execute("DELETE FROM files WHERE simrun=?", (simrun_id,))
-            db.execute("DELETE FROM indexed_simruns WHERE simrun=?", (simrun_id,))
+            db.execute(
+                "INSERT OR IGNORE INTO unrecorded_simruns SELECT id, owner FROM simruns WHERE id=?",
+                (simrun_id,),
+            )
 
     def count_files(self, owner: str, where: str = "1", args: list[str] | None = None) -> int:
         """How many of `owner`'s files match the SQL condition `where` (see `FILE_COLUMNS`)."""
