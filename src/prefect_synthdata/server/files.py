@@ -79,7 +79,7 @@ class FileIndex:
         gone = False
         for simrun in simruns:
             try:
-                self.ctx.service.result_dir(simrun)
+                self.ctx.service.result_dir(simrun)  # a primary-key look-up and a stat
             except NotFoundError:
                 self.ctx.store.forget_files(simrun)
                 gone = True

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import uvicorn
 
 from prefect_synthdata.engine.generators import GENERATORS
-from prefect_synthdata.exceptions import ConfigurationError
+from prefect_synthdata.engine.jobs import SCHEMA as JOBS_SCHEMA
+from prefect_synthdata.engine.statedb import open_state_db
+from prefect_synthdata.exceptions import ConfigurationError, StateFileError
 from prefect_synthdata.server.app import create_app
 from prefect_synthdata.server.auth import owner_id
 from prefect_synthdata.server.config import (
@@ -25,6 +27,7 @@ from prefect_synthdata.server.config import (
     build_parser,
     config_from_args,
 )
+from prefect_synthdata.server.signing import UrlSigner
 from prefect_synthdata.server.store import ZpyStore
 
 SIGNATURE = re.compile(r"([?&]sig=)[^&\s\"]*")
@@ -47,13 +50,30 @@ class RedactSignatures(logging.Filter):
         return True
 
 
+def open_state(config: ServerConfig) -> ZpyStore:
+    """Check every state file of the data dir before serving; the zpy store, opened.
+
+    StateFileError naming the first file that is unusable (the server would otherwise
+    fail inside its startup, with a traceback naming no file).
+    """
+    data_dir = config.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateFileError(data_dir, f"data dir {data_dir} cannot be made ({exc})") from None
+    jobs = data_dir / "engine" / "jobs.sqlite3"
+    if jobs.exists():
+        open_state_db(jobs, JOBS_SCHEMA).close()
+    UrlSigner.load(data_dir, config.url_ttl_seconds)
+    return ZpyStore(data_dir / "zpy.sqlite3")
+
+
 def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve until interrupted; SIGTERM/SIGINT stop it cleanly (unfinished jobs resume next start)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = ZpyStore(config.data_dir / "zpy.sqlite3")
+    store = open_state(config)
     for index, token in enumerate(config.tokens):
         project = store.default_project(owner_id(token.get_secret_value()))
         print(
@@ -72,13 +92,20 @@ def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """`synthdata serve` with parsed arguments; 2 on a configuration error."""
+    """`synthdata serve` with parsed arguments; 2 on a configuration error, 1 on a broken state file."""
     try:
         config = config_from_args(args)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    serve(config, host=args.host, port=args.port)
+    try:
+        serve(config, host=args.host, port=args.port)
+    except StateFileError as exc:
+        print(
+            f"synthdata serve: {exc.problem}; move it away or point --data-dir elsewhere",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
