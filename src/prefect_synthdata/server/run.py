@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -50,6 +51,21 @@ class RedactSignatures(logging.Filter):
         return True
 
 
+def public_url_notice(public_url: str) -> str:
+    """The start-up line about the base URL of signed result URLs (a warning if unreachable).
+
+    Example:
+        >>> public_url_notice("http://0.0.0.0:8080").startswith("warning")
+        True
+    """
+    if urlsplit(public_url).hostname in ("0.0.0.0", "::"):
+        return (
+            f"warning: signed result URLs on {public_url}, which clients cannot reach; "
+            "set --public-url to the address they use"
+        )
+    return f"signed result URLs on {public_url}"
+
+
 def open_state(config: ServerConfig) -> ZpyStore:
     """Check every state file of the data dir before serving; the zpy store, opened.
 
@@ -82,7 +98,7 @@ def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     store.close()
     for name, reason in sorted(GENERATORS.unavailable.items()):
         print(f"unavailable generator {name!r}: {reason}", file=sys.stderr, flush=True)
-    print(f"signed result URLs on {config.public_url}", file=sys.stderr, flush=True)
+    print(public_url_notice(config.public_url), file=sys.stderr, flush=True)
     if config.faults.enabled:
         print(f"fault injection ON: {config.faults.model_dump()}", file=sys.stderr, flush=True)
     logging.getLogger("uvicorn.access").addFilter(RedactSignatures())
