@@ -40,6 +40,7 @@ from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
     ServerResponseError,
+    StateFileError,
     TransientError,
     UnknownGeneratorError,
     UnsafeArchiveError,
@@ -220,6 +221,14 @@ def aws_block(name: str) -> Action:
     return flow(dest=f"s3://{BUCKET}/ds", storage=StoreOptions(aws_block=name))
 
 
+def corrupt_local_state(world: World) -> Any:
+    """Run on the local provider whose job database is not a SQLite file."""
+    database = SynthDataSettings().home / "local" / "jobs.sqlite3"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.write_bytes(b"not a database " * 500)
+    return world.generate(credentials="local")
+
+
 CASES: dict[str, Case] = {
     # generator names and parameters, validated by the service (infinity dialect)
     "unknown generator": Case(flow(generator="nope"), UnknownGeneratorError, ("'nope'",)),
@@ -275,6 +284,8 @@ CASES: dict[str, Case] = {
     "cli unknown generator": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--generator", "nope"), SystemExit, ("'nope'",)),
     "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("--jobs", "between 1 and 100000")),
     "cli param without =": Case(cli("--param", "width"), SystemExit, ("--param expects key=value",)),
+    "corrupt local state database": Case(corrupt_local_state, StateFileError, ("local/jobs.sqlite3 is not a usable SQLite database (file is not a database)", "move it away")),
+    "serve with a public url that is not http": Case(lambda w: main(["serve", "--token", "t", "--public-url", "ftp://127.0.0.1/"]), SystemExit, ("--public-url: must be an absolute http(s) URL",)),
     # result zips served to the client
     "zip member with ..": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("j1/../../evil.txt", b"x"))), UnsafeArchiveError, ("escapes the destination",)),
     "zip member with an absolute path": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("/tmp/evil.txt", b"x"))), UnsafeArchiveError, ("absolute",)),
