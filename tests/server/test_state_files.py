@@ -38,7 +38,9 @@ CASES: list[tuple[str, Callable[[Path], None], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "break_it", "words"), CASES, ids=lambda c: str(c)[:40])
+@pytest.mark.parametrize(
+    ("name", "break_it", "words"), CASES, ids=[f"{name}: {words[:30]}" for name, _, words in CASES]
+)
 def test_broken_state_file_is_named_in_one_line(
     tmp_path: Path, name: str, break_it: Callable[[Path], None], words: str
 ) -> None:
