@@ -141,21 +141,34 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert victim not in pids_of(list(rendered.values()))
 
 
-def test_cancel_releases_the_batch_tasks_on_the_cluster(
+def test_cancel_stops_the_running_tasks_of_the_batch_within_seconds(
     farm: DaskCluster, synthdata_home: Path
 ) -> None:
     service = job_service(synthdata_home / "local", dask_address=farm.address)
     executor = service.executor
     assert isinstance(executor, DaskExecutor)
-    slow = {**get_generator("shapes").spec.defaults(), "width": 512, "height": 512, "frames": 30}
-    batch = service.submit("local", "slow", "shapes", [slow] * 8, is_preview=False)
-    wait_for(lambda: any(job in key for key in executor.task_keys() for job in batch.job_ids))
+    slow = {
+        **get_generator("shapes").spec.defaults(),
+        "width": 512,
+        "height": 512,
+        "frames": 1500,
+    }  # ~40 s a job
+    batch = service.submit("local", "slow", "shapes", [slow] * 4, is_preview=False)
+    of_batch = lambda keys: [k for k in keys if any(j in k for j in batch.job_ids)]  # noqa: E731
+    wait_for(lambda: len(of_batch(executor.executing_keys())) == 2)  # both workers render
+    assert service.frames_submitted("local") == 4 * 1500
 
     started = time.monotonic()
     cancelled = service.cancel("local", batch.batch_id)
-    assert len(cancelled) >= 6  # at most one render per worker could have finished
-    wait_for(lambda: not any(j in k for k in executor.task_keys() for j in batch.job_ids), 10)
-    assert time.monotonic() - started < 10  # no task of the batch is left on the scheduler
+    assert sorted(cancelled) == sorted(batch.job_ids)  # a job takes far longer than this
+    wait_for(lambda: not of_batch(executor.executing_keys()), 10)  # the renders have stopped
+    wait_for(lambda: not of_batch(executor.task_keys()), 10)  # and the scheduler holds none
+    assert time.monotonic() - started < 10
     status = service.batch_status("local", batch.batch_id)
-    assert status.done and sorted(status.cancelled) == sorted(cancelled)
+    assert status.done and sorted(status.cancelled) == sorted(batch.job_ids)
+    assert service.frames_submitted("local") == 0  # the cancelled frames are credited
     assert farm.live_workers() == 2  # the workers stay up for other work
+
+    quick = {**slow, "width": 64, "height": 48, "frames": 1}
+    after = service.submit("local", "after", "shapes", [quick] * 2, is_preview=False)
+    assert service.wait(after.batch_id, timeout=30).succeeded == after.job_ids

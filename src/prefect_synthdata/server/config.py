@@ -19,7 +19,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prefect_synthdata.engine.results import results_location
 from prefect_synthdata.exceptions import ConfigurationError
+from prefect_synthdata.storage.options import StoreOptions
 
 
 class FaultConfig(BaseSettings):
@@ -69,6 +71,14 @@ class ServerSettings(BaseSettings):
     results_dir: Path | None = Field(
         default=None, description="Rendered jobs (shared with Dask workers); default: data dir."
     )
+    results_url: str | None = Field(
+        default=None, description="s3://bucket/prefix for rendered jobs instead of a directory."
+    )
+    results_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint of results_url (default: AWS)."
+    )
+    results_region: str | None = Field(default=None, description="AWS region of results_url.")
+    results_profile: str | None = Field(default=None, description="AWS profile for results_url.")
 
 
 class ServerConfig(BaseModel):
@@ -81,6 +91,8 @@ class ServerConfig(BaseModel):
     workers: int | None = None
     dask_address: str | None = None
     results_dir: Path | None = None
+    results_url: str | None = None
+    results_options: StoreOptions = Field(default_factory=StoreOptions)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
@@ -133,6 +145,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="where rendered jobs go; with --dask-address, a path every worker can write "
         "(shared filesystem); default: under --data-dir",
     )
+    parser.add_argument(
+        "--results-url",
+        help="put rendered jobs under this s3://bucket/prefix instead (workers write there with "
+        "their own AWS credentials); Infinity result URLs become pre-signed S3 URLs",
+    )
+    parser.add_argument("--results-endpoint-url", help="S3-compatible endpoint of --results-url")
+    parser.add_argument("--results-region", help="AWS region of --results-url")
+    parser.add_argument("--results-profile", help="AWS profile for --results-url")
     faults = parser.add_argument_group("fault injection (off by default; also SYNTHDATA_FAULT_*)")
     for name, field in FaultConfig.model_fields.items():
         flag = "--fault-" + name.replace("_", "-")
@@ -163,6 +183,25 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     quota = args.quota_frames if args.quota_frames is not None else env.quota_frames
     if quota is not None and quota < 0:
         raise ConfigurationError(f"--quota-frames must be >= 0, got {quota}")
+    results_dir = args.results_dir or env.results_dir
+    results_url = args.results_url or env.results_url
+    try:
+        location = results_location(results_dir, results_url)
+        results_options = StoreOptions(
+            endpoint_url=args.results_endpoint_url or env.results_endpoint_url,
+            region=args.results_region or env.results_region,
+            profile=args.results_profile or env.results_profile,
+        )
+    except ValueError as exc:  # ConfigurationError included
+        raise ConfigurationError(f"bad results settings: {exc}") from None
+    if results_options.connection_settings() and not str(location or "").startswith("s3://"):
+        raise ConfigurationError(
+            "--results-endpoint-url/-region/-profile need an s3:// --results-url"
+        )
+    if results_url:
+        from prefect_synthdata.storage.s3 import parse_s3_uri
+
+        parse_s3_uri(results_url)
     return ServerConfig(
         data_dir=args.data_dir or env.data_dir,
         tokens=[SecretStr(t) for t in tokens],
@@ -170,6 +209,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         url_ttl_seconds=args.url_ttl if args.url_ttl is not None else env.url_ttl_seconds,
         workers=args.workers if args.workers is not None else env.workers,
         dask_address=args.dask_address or env.dask_address,
-        results_dir=args.results_dir or env.results_dir,
+        results_dir=results_dir,
+        results_url=results_url,
+        results_options=results_options,
         faults=faults,
     )

@@ -101,7 +101,7 @@ def _job_body(
     finished = job["state"] in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
     url = None
     if job["state"] == JobState.SUCCEEDED:
-        url = ctx.signed_url(request, "result_job_zip", f"job:{job['id']}", owner, job_id=job["id"])
+        url = ctx.job_zip_url(request, job["id"], owner)
     return {
         "id": job["id"],
         "name": job["generator"],

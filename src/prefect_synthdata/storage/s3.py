@@ -380,6 +380,15 @@ class S3Store:
                 ]
         return sorted(n for n in names if n and not n.startswith("."))
 
+    def presigned_get(self, key: str, ttl_seconds: int) -> str:
+        """A pre-signed GET URL of `key` on this store's endpoint, valid `ttl_seconds` (no request)."""
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=ttl_seconds,
+        )
+        return url
+
     def download_files(self, downloads: list[Download]) -> None:
         for download in downloads:
             download.path.parent.mkdir(parents=True, exist_ok=True)
