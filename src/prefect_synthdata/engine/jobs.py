@@ -99,6 +99,7 @@ class JobService:
         adopt: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.results = results or DirectoryResults(self.state_dir / "results")
         self.workers = workers or default_workers()
         self.executor: Executor = executor or ProcessPool(self.workers)
