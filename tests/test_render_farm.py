@@ -2,7 +2,10 @@
 
 The generate flow runs once on the process pool and then with the local provider and
 the reference server pointed at the cluster: the jobs render in the workers' processes
-and the published datasets are byte-identical. A worker killed mid-batch loses nothing.
+and the published datasets are byte-identical, with results in a shared directory or on
+an S3 prefix (moto's server over HTTP; the reference server then hands out pre-signed S3
+result URLs). A worker killed mid-batch loses nothing. A cancelled batch's running tasks
+stop within seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -25,7 +29,8 @@ from prefect_synthdata.providers.local import close_job_services, job_service
 from prefect_synthdata.tasks import STATUS_LISTENERS
 from tests.dask_cluster import DaskCluster, run_dask_cluster
 from tests.reference_server import run_reference_server
-from tests.server.conftest import wait_for
+from tests.server.conftest import Api, wait_for
+from tests.storage.conftest import AWS_ENV, aws_env, bucket, moto_endpoint, s3_client  # noqa: F401
 
 PARAMS = {"width": 96, "height": 64, "frames": 2}
 DATA_ONLY = {"manifest.json", "_SUCCESS"}  # name the batch (ids differ per service)
@@ -33,8 +38,15 @@ DATA_ONLY = {"manifest.json", "_SUCCESS"}  # name the batch (ids differ per serv
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    with run_dask_cluster(tmp_path_factory.mktemp("dask"), workers=2) as cluster:
+    with pytest.MonkeyPatch.context() as env:  # the workers' own credentials, for S3 results
+        for name, value in AWS_ENV.items():
+            env.setenv(name, value)
+        cluster_context = run_dask_cluster(tmp_path_factory.mktemp("dask"), workers=2)
+        cluster = cluster_context.__enter__()
+    try:
         yield cluster
+    finally:
+        cluster_context.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +123,42 @@ def test_reference_server_renders_on_the_cluster_byte_identical(
     assert len(rendered) == 6 and pids_of(rendered) <= worker_pids(farm)
 
 
+def test_reference_server_with_results_on_s3_hands_out_pre_signed_urls(
+    farm: DaskCluster,
+    pool_dataset: dict[str, bytes],
+    bucket: str,  # noqa: F811
+    moto_endpoint: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "srv"
+    env = {
+        "SYNTHDATA_SERVER_DASK_ADDRESS": farm.address,
+        "SYNTHDATA_SERVER_RESULTS_URL": f"s3://{bucket}/renders",
+        "SYNTHDATA_SERVER_RESULTS_ENDPOINT_URL": moto_endpoint,
+        **AWS_ENV,
+    }
+    with run_reference_server(data, tokens=["farm-token"], extra_env=env) as server:
+        service = InfinityCredentials(url=server.url, token=SecretStr("farm-token"))
+        result = generate_dataset(request(tmp_path / "datasets", num_jobs=6, credentials=service))
+        runs = Api(server, "farm-token").get(f"api/batch/{result.batch_id}/summary/").json()
+
+    assert published_files(result.uri) == pool_dataset
+    urls = [urlsplit(run["result_url"]) for run in runs["job_runs"]]
+    assert {u.netloc for u in urls} == {urlsplit(moto_endpoint).netloc}  # pre-signed on S3
+    assert all("Signature=" in u.query or "X-Amz-Signature=" in u.query for u in urls)
+    keys = {o["Key"] for o in s3_client(moto_endpoint).list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {f"renders/{run['id']}.zip" for run in runs["job_runs"]} <= keys
+    assert not list((data / "engine").glob("results/*"))  # nothing rendered on the server
+    with sqlite3.connect(data / "engine" / "jobs.sqlite3") as db:
+        rendered = [r for (r,) in db.execute("SELECT rendered_by FROM jobs")]
+    assert len(rendered) == 6 and pids_of(rendered) <= worker_pids(farm)
+
+
+@pytest.mark.parametrize("results", ["directory", "s3"])
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    results: str,
+    bucket: str,  # noqa: F811
+    moto_endpoint: str,  # noqa: F811
     pool_dataset: dict[str, bytes],
     tmp_path: Path,
     synthdata_home: Path,
@@ -120,6 +167,9 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     with run_dask_cluster(tmp_path / "dask", workers=2) as cluster:
         victim = cluster.workers[0].pid
         monkeypatch.setenv("SYNTHDATA_DASK_ADDRESS", cluster.address)
+        if results == "s3":
+            monkeypatch.setenv("SYNTHDATA_RESULTS_URL", f"s3://{bucket}/farm")
+            monkeypatch.setenv("SYNTHDATA_RESULTS_ENDPOINT_URL", moto_endpoint)
 
         def kill_victim_while_it_renders(status: BatchStatus) -> None:
             if status.remaining and cluster.workers[0].poll() is None:
@@ -135,8 +185,14 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
         close_job_services(under=synthdata_home)  # before its scheduler goes away
 
     assert published_files(result.uri) == pool_dataset
-    results = synthdata_home / "local" / "results"
-    assert sorted(p.name for p in results.iterdir() if "." not in p.name) == sorted(rendered)
+    if results == "s3":
+        listing = s3_client(moto_endpoint).list_objects_v2(Bucket=bucket, Prefix="farm/")
+        jobs = {o["Key"].split("/")[1].removesuffix(".zip") for o in listing["Contents"]}
+        assert not (synthdata_home / "local" / "results").exists()
+    else:
+        folder = synthdata_home / "local" / "results"
+        jobs = {p.name for p in folder.iterdir() if "." not in p.name}
+    assert sorted(jobs) == sorted(rendered)
     assert pids_of(list(rendered.values())) == {cluster.workers[1].pid}  # the victim's were redone
     assert victim not in pids_of(list(rendered.values()))
 
