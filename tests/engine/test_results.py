@@ -75,10 +75,7 @@ def test_s3_results_round_trip_byte_identical(
 
     assert s3_results.complete("job-1")
     keys = {o["Key"] for o in s3_client(moto_endpoint).list_objects_v2(Bucket=bucket)["Contents"]}
-    assert keys == {f"renders/job-1/{n}" for n in files(rendered)} | {
-        "renders/job-1.zip",
-        f"renders/job-1/{COMPLETE}",
-    }
+    assert keys == {"renders/job-1.zip", f"renders/job-1{COMPLETE}"}  # two objects a job
     s3_results.copy_to("job-1", tmp_path / "copy")
     assert files(tmp_path / "copy") == files(rendered)
     cached = s3_results.local_dir("job-1")
@@ -123,7 +120,7 @@ def test_a_half_written_job_is_rendered_again_never_served(
         job_id = batch.job_ids[0]
         assert service.wait(batch.batch_id, timeout=120).succeeded == [job_id]
         s3_client(moto_endpoint).delete_object(
-            Bucket=bucket, Key=f"renders/{job_id}/{COMPLETE}"
+            Bucket=bucket, Key=f"renders/{job_id}{COMPLETE}"
         )  # a worker that died before its last write
         assert not s3_results.complete(job_id)
         with pytest.raises(NotFoundError):
@@ -138,7 +135,7 @@ def test_a_half_written_job_is_rendered_again_never_served(
         service.close()
 
 
-def test_an_object_that_does_not_match_the_listing_is_refused(
+def test_a_zip_that_does_not_match_its_marker_is_refused(
     s3_results: S3Results,
     rendered: Path,
     bucket: str,  # noqa: F811
@@ -146,10 +143,14 @@ def test_an_object_that_does_not_match_the_listing_is_refused(
     tmp_path: Path,
 ) -> None:
     publish_copy(s3_results, "job-1", rendered)
-    s3_client(moto_endpoint).put_object(Bucket=bucket, Key="renders/job-1/labels.json", Body=b"{}")
-    with pytest.raises(NotFoundError, match=r"labels\.json does not match"):
+    client = s3_client(moto_endpoint)
+    tampered = tmp_path / "tampered.zip"
+    (rendered / "labels.json").write_text("{}")
+    write_job_zip("job-1", rendered, tampered)
+    client.put_object(Bucket=bucket, Key="renders/job-1.zip", Body=tampered.read_bytes())
+    with pytest.raises(NotFoundError, match=r"job-1\.zip does not match its marker"):
         s3_results.copy_to("job-1", tmp_path / "copy")
-    assert not list(tmp_path.glob("copy*"))
+    assert not list(tmp_path.glob("copy*"))  # nothing half-written
 
 
 def test_s3_results_travel_to_workers_without_a_client(s3_results: S3Results) -> None:

@@ -11,17 +11,17 @@ one (a fresh process takes its place), and a Dask task whose key the scheduler r
 stops at its next frame (`render_on_dask` checks its worker's task state between frames).
 
 Example:
-    >>> import tempfile, pathlib
+    >>> import tempfile, pathlib, queue
     >>> from prefect_synthdata.engine.generators import get_generator
     >>> from prefect_synthdata.engine.results import DirectoryResults
     >>> pool = ProcessPool(workers=1)
     >>> params = {**get_generator("shapes").spec.defaults(), "width": 32, "height": 32}
     >>> results = DirectoryResults(pathlib.Path(tempfile.mkdtemp()))
-    >>> outcome = {}
-    >>> pool.submit(RenderJob("job-1", "shapes", params, True, results), lambda j, e, w: outcome.update(job=j, error=e))
-    >>> pool.close()
-    >>> outcome["error"], (results.root / "job-1" / "labels.json").is_file()
+    >>> outcome = queue.Queue()
+    >>> pool.submit(RenderJob("job-1", "shapes", params, True, results), lambda j, e, w: outcome.put(e))
+    >>> outcome.get(timeout=120), (results.root / "job-1" / "labels.json").is_file()
     (None, True)
+    >>> pool.close()
 """
 
 from __future__ import annotations

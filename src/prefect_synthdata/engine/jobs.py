@@ -306,7 +306,7 @@ class JobService:
         """Lease and start every unfinished job no live process is rendering."""
         where = "state IN ('queued','running')" + (" AND batch_id=?" if batch_id else "")
         rows = self._query(
-            f"SELECT jobs.id, jobs.params, jobs.runner, batches.generator, batches.is_preview "
+            f"SELECT jobs.id, jobs.params, jobs.runner, jobs.attempts, batches.generator, batches.is_preview "
             f"FROM jobs JOIN batches ON batches.id = jobs.batch_id WHERE {where}",
             (batch_id,) if batch_id else (),
         )
@@ -324,14 +324,22 @@ class JobService:
                     (me, JobState.RUNNING, row["id"], runner),
                 ).rowcount
             if claimed:
+                params = json.loads(row["params"])
                 self._start(
-                    row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"])
+                    row["id"],
+                    row["generator"],
+                    params,
+                    bool(row["is_preview"]),
+                    row["attempts"] > 0,
                 )
                 started += 1
         return started
 
-    def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
-        if self.results.complete(job_id):  # rendered before a crash could record it
+    def _start(
+        self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool, started: bool
+    ) -> None:
+        """Render a leased job; one `started` before may have been rendered already."""
+        if started and self.results.complete(job_id):  # rendered before a crash could record it
             self._finish(job_id, None, None)
             return
         with self._lock:

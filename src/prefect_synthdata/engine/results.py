@@ -5,10 +5,11 @@ One interface, two implementations, chosen once by `open_results`:
 - `DirectoryResults`: `<root>/<job_id>/` folders; a worker renders into a scratch folder
   beside it and moves it into place with one atomic rename. With Dask workers on other
   machines the root must be on a shared filesystem.
-- `S3Results`: under `s3://bucket/prefix`, each job's files at `<job_id>/<name>`, the
-  job's Infinity-layout zip at `<job_id>.zip`, and last a marker `<job_id>/_COMPLETE.json`
-  listing every object with its size and sha256. A job without the marker (a worker that
-  died mid-upload) is not complete: it is rendered again, never served. Workers write
+- `S3Results`: under `s3://bucket/prefix`, two objects per job: its Infinity-layout zip
+  at `<job_id>.zip`, then a marker `<job_id>.complete.json` listing the zip's and every
+  file's size and sha256 (two requests per job, whatever its frame count). A job without
+  the marker (a worker that died mid-upload) is not complete: it is rendered again,
+  never served; one whose bytes do not match its marker is refused. Workers write
   with boto3's own credential chain (their environment or profile): no secret ever
   travels with a task. The service reads results through a local cache folder and hands
   out pre-signed URLs of the job zips.
@@ -32,6 +33,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +43,9 @@ from prefect_synthdata.exceptions import ConfigurationError, NotFoundError
 from prefect_synthdata.storage.base import Download, Upload
 from prefect_synthdata.storage.options import StoreOptions
 
-#: The marker object of a complete job on S3, written after every other object of the job.
-COMPLETE = "_COMPLETE.json"
+#: Suffix of the marker object of a complete job on S3 (`<job_id>.complete.json`), written
+#: after the job's zip: it lists the zip's and every file's size and sha256.
+COMPLETE = ".complete.json"
 #: Timestamp of every zip entry, so that a job's zip has the same bytes whoever built it.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -98,6 +101,10 @@ def _scratch_name(job_id: str, renderer: str) -> str:
     return f"{job_id}.partial-{renderer.replace(':', '-')}"
 
 
+def _matches(path: Path, expected: dict[str, Any]) -> bool:
+    return bool(path.stat().st_size == expected["size"] and sha256_file(path) == expected["sha256"])
+
+
 def _copy_atomically(source: Path, dest: Path) -> None:
     scratch = dest.with_name(dest.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -138,6 +145,11 @@ class DirectoryResults:
         return None  # the service serves its own signed URLs
 
 
+#: The S3 stores this process opened, by location and options: shared by every task.
+_STORES: dict[tuple[str, str], Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
 class S3Results:
     """Jobs under an S3 prefix, through the project's `S3Store` (one client per process).
 
@@ -159,68 +171,76 @@ class S3Results:
 
     @property
     def store(self) -> Any:
+        """The `S3Store` of this location, one per process (a boto3 client takes ~0.1 s to make)."""
         if self._store is None:
-            from prefect_synthdata.storage.s3 import S3Store
+            key = (self.location, self.options.model_dump_json())
+            with _STORES_LOCK:
+                if key not in _STORES:
+                    from prefect_synthdata.storage.s3 import S3Store
 
-            self._store = S3Store.connect(self.location, self.options)
+                    _STORES[key] = S3Store.connect(self.location, self.options)
+                self._store = _STORES[key]
         return self._store
 
     def scratch(self, job_id: str, renderer: str) -> Path:
         return Path(tempfile.gettempdir()) / "synthdata-render" / _scratch_name(job_id, renderer)
 
     def publish(self, job_id: str, scratch: Path) -> None:
-        """Upload the files and the job zip, then the marker that lists them all."""
+        """Upload the job's zip, then the marker that lists it and every file in it."""
+        zip_path = scratch.with_name(scratch.name + ".zip")
         try:
-            zip_path = scratch.with_name(scratch.name + ".zip")
             write_job_zip(job_id, scratch, zip_path)
-            uploads = [
-                Upload(path, f"{job_id}/{path.name}", path.stat().st_size, sha256_file(path))
-                for path in sorted(scratch.iterdir())
-                if path.is_file()
-            ]
             whole = Upload(
                 zip_path, f"{job_id}.zip", zip_path.stat().st_size, sha256_file(zip_path)
             )
-            self.store.upload_files([*uploads, whole])
             marker = {
-                "files": {u.path.name: {"size": u.size, "sha256": u.sha256} for u in uploads},
                 "zip": {"size": whole.size, "sha256": whole.sha256},
+                "files": {
+                    path.name: {"size": path.stat().st_size, "sha256": sha256_file(path)}
+                    for path in sorted(scratch.iterdir())
+                    if path.is_file()
+                },
             }
-            self.store.write_bytes(f"{job_id}/{COMPLETE}", json.dumps(marker).encode())
+            self.store.upload_files([whole])
+            self.store.write_bytes(f"{job_id}{COMPLETE}", json.dumps(marker).encode())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            scratch.with_name(scratch.name + ".zip").unlink(missing_ok=True)
+            zip_path.unlink(missing_ok=True)
 
     def _marker(self, job_id: str) -> dict[str, Any] | None:
-        data = self.store.read_bytes(f"{job_id}/{COMPLETE}")
+        data = self.store.read_bytes(f"{job_id}{COMPLETE}")
         if data is None:
             return None
         marker: dict[str, Any] = json.loads(data)
-        for name in marker["files"]:
-            if name in ("", ".", "..") or "/" in name or "\\" in name:
-                raise NotFoundError(f"job {job_id!r}: its result lists a bad file name {name!r}")
         return marker
 
     def complete(self, job_id: str) -> bool:
         return self._marker(job_id) is not None
 
     def copy_to(self, job_id: str, dest: Path) -> None:
-        """Download every listed object into a scratch folder, check sizes and sha256, rename."""
+        """Download the job's zip, check it against the marker, extract it safely, rename."""
+        from prefect_synthdata.providers.archive import extract_zip
+
         marker = self._marker(job_id)
         if marker is None:
             raise NotFoundError(f"job {job_id!r} has no result")
         scratch = dest.with_name(dest.name + ".partial")
+        archive = dest.with_name(dest.name + ".partial.zip")
         shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        self.store.download_files(
-            [Download(f"{job_id}/{name}", scratch / name) for name in marker["files"]]
-        )
-        for name, expected in marker["files"].items():
-            path = scratch / name
-            if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
-                shutil.rmtree(scratch, ignore_errors=True)
-                raise NotFoundError(f"job {job_id!r}: {name} does not match its result listing")
-        scratch.rename(dest)
+        try:
+            self.store.download_files([Download(f"{job_id}.zip", archive)])
+            if not _matches(archive, marker["zip"]):
+                raise NotFoundError(f"job {job_id!r}: {job_id}.zip does not match its marker")
+            files = extract_zip(archive, scratch, folder=job_id)
+            listed = marker["files"]
+            if sorted(p.name for p in files) != sorted(listed) or not all(
+                _matches(p, listed[p.name]) for p in files
+            ):
+                raise NotFoundError(f"job {job_id!r}: its files do not match its marker")
+            scratch.rename(dest)
+        finally:
+            archive.unlink(missing_ok=True)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def local_dir(self, job_id: str) -> Path:
         """The job's files, downloaded once into the cache folder."""
