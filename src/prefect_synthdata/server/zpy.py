@@ -208,7 +208,15 @@ def get_dataset(dataset_id: str, ctx: Context, owner: Owner) -> dict[str, Any]:
     return _dataset_body(_owned_dataset(ctx, owner, dataset_id))
 
 
-@router.post("/datasets/{dataset_id}/generate/", summary="Render `amount` datapoints of a sim")
+@router.post(
+    "/datasets/{dataset_id}/generate/",
+    summary="Render `amount` datapoints of a sim",
+    description="On a CREATED dataset: links `amount` simruns, rendering those not rendered "
+    "before. On a GENERATING_FAILED or PACKAGING_FAILED dataset (extension: zpy leaves "
+    "them final), the same sim, config and amount recover it: its failed or result-less "
+    "simruns are rendered again (each at most a few times) and it is packaged again. "
+    "`rendered_again` (extension) says how many simruns were queued again.",
+)
 def generate_dataset(
     dataset_id: str,
     form: Annotated[GenerateForm, Form()],
@@ -228,8 +236,8 @@ def generate_dataset(
         raise ApiError(400, f"config must be a JSON object: {exc}") from None
     if not isinstance(config, dict):
         raise ApiError(400, f"config must be a JSON object, got {type(config).__name__}")
-    _datasets(request).generate(owner, dataset, form.sim, config, form.amount)
-    return _dataset_body(_owned_dataset(ctx, owner, dataset_id))
+    again = _datasets(request).generate(owner, dataset, form.sim, config, form.amount)
+    return {**_dataset_body(_owned_dataset(ctx, owner, dataset_id)), "rendered_again": again}
 
 
 @router.post(
