@@ -123,6 +123,7 @@ def run_reference_server(
     quota: int | None = None,
     extra_env: Mapping[str, str] | None = None,
     workers: int = 1,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
     """Start `python -m prefect_synthdata.server` on 127.0.0.1, yield it, stop it afterwards."""
     data_dir = Path(data_dir)
@@ -135,6 +136,7 @@ def run_reference_server(
         args += ["--quota-frames", str(quota)]
     for name, value in (faults or {}).items():
         args += [f"--fault-{name.replace('_', '-')}", str(value)]
+    args += list(extra_args)
     server = ServerProcess(data_dir, tokens, port, args, subprocess_env(**dict(extra_env or {})))
     server.start()
     try:

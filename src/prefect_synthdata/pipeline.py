@@ -49,6 +49,7 @@ from prefect_synthdata.tasks import (
     download_batch,
     opaque_input,
     publish_dataset,
+    render_again,
     submit_batch,
     wait_for_batch,
 )
@@ -124,7 +125,8 @@ def wait_for_run(
 ) -> tuple[BatchRef, BatchStatus]:
     """Wait until every job of the batch has finished; returns the batch and its final status.
 
-    This is the one place where the batch is known while it renders. A batch the
+    This is the one place where the batch is known while it renders. Jobs an earlier
+    run left failed or without a result are queued again first (`render_again`). A batch the
     provider no longer has (its state was wiped under a cached submission), or that an
     earlier run cancelled, is submitted again once; a batch cancelled while this run
     waits ends it (BatchCancelledError). BatchFailedError if a job failed, unless
@@ -132,6 +134,7 @@ def wait_for_run(
     """
     policy = run.spec.poll_policy()
     try:
+        render_again(run.provider, opaque_input(batch), opaque_input(run.request))
         status = wait_for_batch(run.provider, opaque_input(batch), policy)
     except (NotFoundError, BatchCancelledError) as exc:
         if isinstance(exc, BatchCancelledError) and not exc.before_waiting:

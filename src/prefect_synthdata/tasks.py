@@ -72,6 +72,13 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError)
 
 
+#: Task options of steps a passing failure may stop: three retries, backing off.
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 5, 15],
+    "retry_condition_fn": _retry_transient,
+}
+
 #: Submit leases are spread over this many Prefect global concurrency limits (limit 1 each)
 #: by request key: a bounded set of limits, and unrelated requests rarely wait on each other.
 SUBMIT_LEASE_BUCKETS = 256
@@ -97,11 +104,9 @@ def one_submitter(request_key: str) -> Iterator[None]:
 
 @task(
     name="submit_batch",
-    retries=3,
-    retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=_retry_transient,
     cache_key_fn=_submit_cache_key,
     persist_result=True,
+    **RETRY_TRANSIENT,
 )
 def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
     """Submit a batch once per logical request: adopt an existing one with the same name.
@@ -117,6 +122,21 @@ def submit_batch(provider: ProviderConfig, request: BatchRequest) -> BatchRef:
     )
     events.emit_batch_submitted(batch, adopted)
     return batch
+
+
+@task(
+    name="render_again",
+    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
+)
+def render_again(provider: ProviderConfig, batch: BatchRef, request: BatchRequest) -> int:
+    """Queue the adopted batch's failed or result-less jobs again, in the same batch."""
+    queued = provider.create().render_again(batch, request)
+    if queued:
+        get_run_logger().info(
+            "batch %s: %d failed or result-less job(s) queued again", batch.batch_id, queued
+        )
+    return queued
 
 
 @task(name="wait_for_batch", cache_policy=NO_CACHE)
@@ -149,10 +169,8 @@ def wait_for_batch(
 
 @task(
     name="download_batch",
-    retries=3,
-    retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=_retry_transient,
     cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
 )
 def download_batch(
     provider: ProviderConfig, batch: BatchRef, job_ids: list[str], work_dir: Path

@@ -19,7 +19,7 @@ from prefect_synthdata.batches import (
     prepare_request,
     submit_idempotent,
 )
-from prefect_synthdata.engine.jobs import JobService, default_workers
+from prefect_synthdata.engine.jobs import MAX_RENDERS, JobService, default_workers
 from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import ParameterValidationError
 from prefect_synthdata.models import BatchRef, JobState
@@ -174,12 +174,44 @@ def test_failed_and_result_less_jobs_are_rendered_again_in_the_same_batch(
     request = prepare_request(provider, "shapes", [SMALL, SMALL, SMALL], False, "recover", seed=0)
     again, adopted = submit_idempotent(provider, request)  # the next run of the same request
     assert adopted and again == batch
+    assert provider.render_again(again, request) == 2
     status = poll_until_done(
         provider, again, PollPolicy(initial_seconds=0.05, deadline_seconds=120)
     )
     assert status.succeeded == batch.job_ids
     assert all((service.results.root / job).is_dir() for job in batch.job_ids)
     assert files(service.result_dir(kept)) == before  # untouched
+    assert provider.render_again(again, request) == 0  # nothing broken any more
+
+
+def test_a_job_that_keeps_failing_is_rendered_again_a_bounded_number_of_times(
+    provider: LocalProvider,
+) -> None:
+    batch = run(provider, "shapes", [SMALL], "recover-bounded")
+    service = provider.service
+    (job,) = batch.job_ids
+    for _ in range(MAX_RENDERS):
+        shutil.rmtree(service.results.root / job)  # lost again and again
+        broken = service.broken_jobs(batch.batch_id)
+        assert (broken.again, broken.given_up) == ([job], [])
+        assert service.render_again(broken) == 1
+        service.wait(batch.batch_id, timeout=120)
+    shutil.rmtree(service.results.root / job)
+    broken = service.broken_jobs(batch.batch_id)
+    assert (broken.again, broken.given_up) == ([], [job])  # permanent: left as it is
+    assert service.render_again(broken) == 0
+    assert provider.batch_status(batch).jobs[0].state == JobState.SUCCEEDED  # but result-less
+
+
+def test_jobs_of_a_cancelled_batch_are_not_rendered_again(provider: LocalProvider) -> None:
+    batch = run(provider, "shapes", [SMALL, SMALL], "recover-cancelled")
+    service = provider.service
+    db = sqlite3.connect(service.state_dir / "jobs.sqlite3")
+    with db:
+        db.execute("UPDATE jobs SET state='failed' WHERE id=?", (batch.job_ids[0],))
+        db.execute("UPDATE jobs SET state='cancelled' WHERE id=?", (batch.job_ids[1],))
+    db.close()
+    assert service.broken_jobs(batch.batch_id).again == []
 
 
 def wait_until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]

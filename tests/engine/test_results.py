@@ -127,7 +127,7 @@ def test_a_half_written_job_is_rendered_again_never_served(
             s3_results.copy_to(job_id, tmp_path / "never")
         assert not (tmp_path / "never").exists()
 
-        assert service.render_again(batch.batch_id) == 1
+        assert service.render_again(service.broken_jobs(batch.batch_id)) == 1
         assert service.wait(batch.batch_id, timeout=120).succeeded == [job_id]
         service.copy_result(job_id, tmp_path / "again")
         assert files(tmp_path / "again") == files(rendered)

@@ -177,7 +177,7 @@ def test_job_block_triggers_waits_and_publishes(tmp_path: Path) -> None:
     # the same pipeline steps as the flows: outside a flow, each step is a flow run of its own
     steps = asyncio.run(_task_names_by_flow("synthdata-job-"))
     assert steps["synthdata-job-trigger"] == {"submit_batch"}
-    assert steps["synthdata-job-wait"] == {"wait_for_batch"}
+    assert steps["synthdata-job-wait"] == {"render_again", "wait_for_batch"}
     assert steps["synthdata-job-fetch"] == {
         "download_batch",
         "build_dataset",

@@ -22,6 +22,7 @@ class Reply:
     cut_after: int | None = None  # announce the full length, send this many bytes, then close
     ranges: bool = False  # honour a Range header (206 / Content-Range)
     drip_seconds: float = 0.0  # send the body one byte at a time, this long apart
+    head_drip_seconds: float = 0.0  # the same for the status line and headers
     chunked: bool = False  # send the body chunked, without Content-Length
 
 
@@ -72,6 +73,9 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 start = int(wanted[6:].split("-")[0])
                 headers["Content-Range"] = f"bytes {start}-{len(payload) - 1}/{len(payload)}"
                 payload, status = payload[start:], 206
+            if reply.head_drip_seconds:
+                self._drip_head(status, payload, reply.head_drip_seconds)
+                return
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -101,6 +105,10 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b"0\r\n\r\n")
             except OSError:  # the client stopped reading, as it should
                 self.close_connection = True
+
+        def _drip_head(self, status: int, payload: bytes, seconds: float) -> None:
+            head = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(payload)}\r\n\r\n"
+            self._drip(head.encode() + payload, seconds)
 
         def _drip(self, payload: bytes, seconds: float) -> None:
             try:

@@ -5,6 +5,7 @@ retried; no file appears outside the work folder."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from prefect_synthdata.exceptions import (
     UnsafeArchiveError,
 )
 from prefect_synthdata.models import BatchRef
-from prefect_synthdata.providers.http import HttpClient, RetryPolicy
+from prefect_synthdata.providers.http import AmbiguousRequestError, HttpClient, RetryPolicy
 from tests.providers import hostile
 from tests.providers.hostile import NAME, job
 from tests.providers.scripted_server import Reply, ScriptedServer, scripted_server
@@ -150,6 +151,75 @@ def test_a_dripping_reply_is_bounded_by_the_call_deadline(
         client.get_json(url + "api/x/")
     assert time.monotonic() - started < 2.5
     assert not raised.value.retryable
+
+
+def client_sockets_open(provider_http: HttpClient) -> list[object]:
+    """The sockets the client's connection pools still hold open."""
+    open_ = []
+    for adapter in provider_http.session.adapters.values():
+        pools = adapter.poolmanager.pools  # type: ignore[attr-defined]
+        for key in list(pools.keys()):  # the container refuses plain iteration
+            open_ += [c.sock for c in list(pools[key].pool.queue) if c is not None and c.sock]
+    return open_
+
+
+@pytest.mark.parametrize("dialect", ["infinity", "zpy"])
+def test_dripped_status_line_and_headers_end_at_the_call_deadline(
+    dialect: str, hostile_server: tuple[ScriptedServer, str], tmp_path: Path
+) -> None:
+    """Each byte arrives well within the read timeout, so only the watchdog ends the call."""
+    state, url = hostile_server
+    drip = Reply(200, b'{"job_runs": [], "state": "GENERATING"}', head_drip_seconds=1.0)
+    policy = RetryPolicy(attempts=3, initial_seconds=0.01, deadline_seconds=1.5)
+    if dialect == "infinity":
+        state.script("/api/batch/b1/summary/", drip)
+        provider = hostile.infinity(url, policy)
+        batch = BatchRef(batch_id="b1", name=NAME, generator="shapes", job_ids=["j1"])
+        http = provider.api.http
+    else:
+        state.script("/api/v1/datasets/d1/", drip)
+        provider = hostile.zpy(url, tmp_path, policy)  # type: ignore[assignment]
+        batch = BatchRef(batch_id="d1", name=NAME, generator="shapes", job_ids=["r1"])
+        http = provider.api.http  # type: ignore[attr-defined]
+    started = time.monotonic()
+    with pytest.raises(RetriesExhaustedError, match="no complete reply before the deadline"):
+        provider.batch_status(batch)
+    assert time.monotonic() - started < 1.5 + 0.5
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert client_sockets_open(http) == []
+
+
+def test_dripped_headers_of_a_download_end_at_its_deadline(
+    hostile_server: tuple[ScriptedServer, str], tmp_path: Path
+) -> None:
+    state, url = hostile_server
+    state.script("/results/j1.zip", Reply(200, b"PK", head_drip_seconds=1.0))
+    client = HttpClient(
+        url,
+        hostile.SecretStr(hostile.TOKEN),
+        retry=RetryPolicy(attempts=3, initial_seconds=0.01, download_deadline_seconds=1.5),
+    )
+    started = time.monotonic()
+    with pytest.raises(RetriesExhaustedError, match="no complete reply before the deadline"):
+        client.download(url + "results/j1.zip", tmp_path / "j1.zip")
+    assert time.monotonic() - started < 1.5 + 0.5
+    assert not (tmp_path / "j1.zip").exists()
+    assert client_sockets_open(client) == []
+
+
+def test_a_post_whose_reply_drips_is_ambiguous_at_the_deadline(
+    hostile_server: tuple[ScriptedServer, str],
+) -> None:
+    state, url = hostile_server
+    state.script("/api/batch/", Reply(200, b"{}", head_drip_seconds=1.0))
+    client = HttpClient(
+        url, hostile.SecretStr(hostile.TOKEN), retry=RetryPolicy(deadline_seconds=1.5)
+    )
+    started = time.monotonic()
+    with pytest.raises(AmbiguousRequestError, match="no complete reply before the deadline"):
+        client.post_json(url + "api/batch/", json_body={"name": "x"})
+    assert time.monotonic() - started < 1.5 + 0.5
+    assert len(state.calls("/api/batch/")) == 1  # sent once
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
 
 MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed
+#: How often `render_again` queues one job again: a failure that outlasts this many
+#: re-renders is taken as permanent (bad parameters, a generator bug) and left failed.
+MAX_RENDERS = 3
 
 
 SCHEMA = """
@@ -54,7 +58,8 @@ CREATE INDEX IF NOT EXISTS batches_owner_name ON batches(owner, name);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id), idx INTEGER NOT NULL,
     params TEXT NOT NULL, frames INTEGER NOT NULL, state TEXT NOT NULL, error TEXT,
-    runner INTEGER, attempts INTEGER NOT NULL DEFAULT 0, finished TEXT, rendered_by TEXT
+    runner INTEGER, attempts INTEGER NOT NULL DEFAULT 0, finished TEXT, rendered_by TEXT,
+    renders INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch_id, idx);
 """
@@ -63,7 +68,23 @@ CANCELLED_BATCH = (
     "EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id AND jobs.state = 'cancelled')"
 )
 #: Columns added after the first release: (name, declaration), added to older databases on open.
-ADDED_COLUMNS = [("rendered_by", "TEXT")]
+ADDED_COLUMNS = [("rendered_by", "TEXT"), ("renders", "INTEGER NOT NULL DEFAULT 0")]
+
+
+@dataclass(frozen=True)
+class BrokenJobs:
+    """Failed or result-less jobs, as `JobService.broken_jobs` finds them.
+
+    `again` are to be rendered again (in `batches`); `failed_frames` is how many of their
+    frames are not counted against a quota now (those of failed jobs; a result-less job's
+    still count), so a quota is charged for them once more; `given_up` were rendered
+    again `MAX_RENDERS` times already and stay as they are.
+    """
+
+    again: list[str]
+    batches: list[str]
+    failed_frames: int
+    given_up: list[str]
 
 
 def _now() -> str:
@@ -209,33 +230,56 @@ class JobService:
         rows = self._query("SELECT id, rendered_by FROM jobs WHERE batch_id=?", (batch_id,))
         return {r["id"]: r["rendered_by"] for r in rows}
 
-    def render_again(self, batch_id: str) -> int:
-        """Queue again the batch's jobs that failed (a full disk, a killed worker...) or
-        succeeded but whose result folder is gone, and start them; how many there were.
-
-        The batch keeps its id and jobs: a later run adopts it and is not paid for twice.
-        """
+    def broken_jobs(
+        self, batch_id: str | None = None, job_ids: list[str] | None = None
+    ) -> BrokenJobs:
+        """The jobs of a batch (or among `job_ids`) that failed (a full disk, a killed
+        worker...) or succeeded but whose result folder is gone; see `render_again`.
+        A cancelled batch has none (it is not adopted again)."""
+        where, args = "state IN (?, ?)", [str(JobState.FAILED), str(JobState.SUCCEEDED)]
+        if batch_id is not None:
+            where += " AND batch_id=? AND batch_id NOT IN (SELECT batch_id FROM jobs WHERE state=?)"
+            args += [batch_id, JobState.CANCELLED]
+        if job_ids is not None:
+            where += f" AND id IN ({','.join('?' * len(job_ids))})"
+            args += job_ids
         rows = self._query(
-            "SELECT id, state FROM jobs WHERE batch_id=? AND state IN (?, ?)",
-            (batch_id, JobState.FAILED, JobState.SUCCEEDED),
+            f"SELECT id, batch_id, state, frames, renders FROM jobs WHERE {where}"
+            " ORDER BY batch_id, idx",
+            tuple(args),
         )
-        broken = [
-            r["id"]
-            for r in rows
-            if r["state"] == JobState.FAILED or not self.results.complete(r["id"])
-        ]
+        broken = [r for r in rows if r["state"] == JobState.FAILED or not self.has_result(r["id"])]
+        again = [r for r in broken if r["renders"] < MAX_RENDERS]
+        return BrokenJobs(
+            again=[r["id"] for r in again],
+            batches=sorted({r["batch_id"] for r in again}),
+            failed_frames=sum(r["frames"] for r in again if r["state"] == JobState.FAILED),
+            given_up=[r["id"] for r in broken if r["renders"] >= MAX_RENDERS],
+        )
+
+    def render_again(self, broken: BrokenJobs) -> int:
+        """Queue `broken.again` again and start them; how many were queued.
+
+        Each job keeps its id and batch, so a later run adopts the batch and nothing is
+        paid for twice; a job is queued again at most `MAX_RENDERS` times. A job that is
+        no longer failed or result-less (another caller got there first) is left alone.
+        """
         with self._lock:
-            self._db.executemany(
-                "UPDATE jobs SET state=?, error=NULL, runner=NULL, attempts=0, finished=NULL "
-                "WHERE id=? AND state IN (?, ?)",
-                [
-                    (JobState.QUEUED, job_id, JobState.FAILED, JobState.SUCCEEDED)
-                    for job_id in broken
-                ],
-            )
-        if broken:
+            queued = 0
+            for job_id in broken.again:
+                queued += self._db.execute(
+                    "UPDATE jobs SET state=?, error=NULL, runner=NULL, attempts=0, finished=NULL,"
+                    " renders=renders+1 WHERE id=? AND state IN (?, ?) AND renders < ?",
+                    (JobState.QUEUED, job_id, JobState.FAILED, JobState.SUCCEEDED, MAX_RENDERS),
+                ).rowcount
+        for batch_id in broken.batches:
             self.adopt_orphans(batch_id)
-        return len(broken)
+        return queued
+
+    def has_result(self, job_id: str) -> bool:
+        """Whether the job's result is all there in the results store (a succeeded job's
+        may have been lost: a folder deleted, an S3 object expired)."""
+        return self.results.complete(job_id)
 
     def _succeeded(self, job_id: str) -> str:
         rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))

@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,10 @@ from prefect_synthdata.storage.options import StoreOptions
 #: Suffix of the marker object of a complete job on S3 (`<job_id>.complete.json`), written
 #: after the job's zip: it lists the zip's and every file's size and sha256.
 COMPLETE = ".complete.json"
+#: How long a job seen complete on S3 is taken to stay complete without asking again, and
+#: how many such jobs are remembered.
+SEEN_COMPLETE_SECONDS = 60.0
+SEEN_COMPLETE_MAX = 100_000
 #: Timestamp of every zip entry, so that a job's zip has the same bytes whoever built it.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -165,9 +170,10 @@ class S3Results:
         self.options = options
         self.cache_dir = Path(cache_dir)
         self._store: Any = None
+        self._seen_complete: dict[str, float] = {}  # job id -> when its marker was last seen
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_store": None}
+        return {**self.__dict__, "_store": None, "_seen_complete": {}}
 
     @property
     def store(self) -> Any:
@@ -215,7 +221,17 @@ class S3Results:
         return marker
 
     def complete(self, job_id: str) -> bool:
-        return self._marker(job_id) is not None
+        """Whether the marker exists; a marker seen in the last `SEEN_COMPLETE_SECONDS` is
+        not asked for again (a status read of a big batch would cost one GET per job)."""
+        seen = self._seen_complete.get(job_id)
+        if seen is not None and time.monotonic() - seen < SEEN_COMPLETE_SECONDS:
+            return True
+        if self._marker(job_id) is None:
+            return False
+        if len(self._seen_complete) >= SEEN_COMPLETE_MAX:
+            self._seen_complete.clear()
+        self._seen_complete[job_id] = time.monotonic()
+        return True
 
     def copy_to(self, job_id: str, dest: Path) -> None:
         """Download the job's zip, check it against the marker, extract it safely, rename."""

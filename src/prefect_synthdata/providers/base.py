@@ -56,6 +56,13 @@ class Provider(Protocol):
         """The batch submitted under the deterministic `name`, if any."""
         ...
 
+    def render_again(self, batch: BatchRef, request: BatchRequest) -> int:
+        """Queue the batch's failed or result-less jobs again, in the same batch (each job
+        at most `engine.jobs.MAX_RENDERS` times); returns how many (0 when none are
+        broken, or when the service cannot, which is logged). `request` is the one the
+        batch was submitted for."""
+        ...
+
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         """Every job's state, read with one batch-level call."""
         ...

@@ -11,8 +11,9 @@ the object up by its deterministic name; a POST refused with 429 or a connection
 was never made is certainly not processed and is sent again. When the budget or the
 deadline is spent, `RetriesExhaustedError` says so and nothing above retries it again.
 
-Bounds: each call finishes within `RetryPolicy.deadline_seconds` (plus at most one
-connect timeout), however slowly a server drips its reply; JSON replies are read up to
+Bounds: each call ends at `RetryPolicy.deadline_seconds`, however slowly a server drips
+its status line, headers or body (a `CallWatchdog` shuts the call's sockets down at the
+deadline; socket timeouts alone bound each read, not the call); JSON replies are read up to
 `max_json_bytes`; downloads stop at the announced size (else at `max_download_bytes`).
 Errors carry the HTTP status as `.status` and say whether retrying is safe
 (`.retryable`); nobody matches messages.
@@ -66,6 +67,7 @@ from prefect_synthdata.exceptions import (
     TransientError,
 )
 from prefect_synthdata.providers.trust import token_problem
+from prefect_synthdata.providers.watchdog import CallWatchdog, mount_watched_adapters
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class RetryPolicy:
     `initial_seconds` of jitter; a `Retry-After` header lengthens a wait up to
     `retry_after_cap_seconds`. With the defaults a server that refuses connections fails
     after 6 attempts in about 6 s; one that accepts and stays silent (or drips) fails
-    after `deadline_seconds` (plus at most one connect timeout).
+    at `deadline_seconds`.
 
     Example:
         >>> RetryPolicy().budget(idempotent=False).is_retry("POST", 503)
@@ -299,6 +301,12 @@ def connection_failure(exc: Exception) -> str:
     return f"connection failed ({type(exc).__name__})"
 
 
+def deadline_or(watchdog: CallWatchdog, exc: Exception) -> str:
+    """Why a connection failed: its call's deadline (the watchdog shut it down), else
+    `connection_failure`."""
+    return "no complete reply before the deadline" if watchdog.fired else connection_failure(exc)
+
+
 def same_origin(a: str, b: str) -> bool:
     """Whether two URLs share scheme, host and port (auth may be sent to both).
 
@@ -344,6 +352,7 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or .netrc credentials behind our back
+        mount_watched_adapters(self.session)
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
@@ -384,45 +393,46 @@ class HttpClient:
         what = request_label(method, url)
         retry: Retry = self.retry.budget(idempotent)
         until = time.monotonic() + remaining(self.retry.deadline_seconds)
-        while True:
-            try:
-                response = self._send(
-                    method,
-                    url,
-                    until,
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=all_headers,
-                    allow_redirects=idempotent,
-                )
-                with response:
-                    ok = response.status_code < 400
-                    body = read_body(
-                        response,
-                        self.retry.max_json_bytes if ok else MAX_ERROR_BYTES,
+        with CallWatchdog(until) as watchdog:
+            while True:
+                try:
+                    response = self._send(
+                        method,
+                        url,
                         until,
-                        self.timeout[1],
-                        what,
-                        truncate=not ok,
+                        params=params,
+                        json=json_body,
+                        data=form,
+                        headers=all_headers,
+                        allow_redirects=idempotent,
                     )
-            except CONNECTION_ERRORS as exc:
-                reason = connection_failure(exc)
-                if not (idempotent or _never_sent(exc)):
-                    raise AmbiguousRequestError(f"{what}: outcome unknown ({reason})") from None
-                retry = self._spend(retry, what, reason, until, None)
-                continue
-            response._content = body
-            if ok:
-                return response
-            status = response.status_code
-            if not retry.is_retry(method, status, "Retry-After" in response.headers):
-                if status in RETRY_STATUSES and not idempotent:
-                    raise AmbiguousRequestError(
-                        f"{what}: outcome unknown (HTTP {status})", status=status
-                    )
-                raise self.error_for(what, response)
-            retry = self._spend(retry, what, f"HTTP {status}", until, response)
+                    with response:
+                        ok = response.status_code < 400
+                        body = read_body(
+                            response,
+                            self.retry.max_json_bytes if ok else MAX_ERROR_BYTES,
+                            until,
+                            self.timeout[1],
+                            what,
+                            truncate=not ok,
+                        )
+                except CONNECTION_ERRORS as exc:
+                    reason = deadline_or(watchdog, exc)
+                    if not (idempotent or _never_sent(exc)):
+                        raise AmbiguousRequestError(f"{what}: outcome unknown ({reason})") from None
+                    retry = self._spend(retry, what, reason, until, None)
+                    continue
+                response._content = body
+                if ok:
+                    return response
+                status = response.status_code
+                if not retry.is_retry(method, status, "Retry-After" in response.headers):
+                    if status in RETRY_STATUSES and not idempotent:
+                        raise AmbiguousRequestError(
+                            f"{what}: outcome unknown (HTTP {status})", status=status
+                        )
+                    raise self.error_for(what, response)
+                retry = self._spend(retry, what, f"HTTP {status}", until, response)
 
     def _send(self, method: str, url: str, until: float, **kw: Any) -> requests.Response:
         """One attempt, streamed (the body is read by `read_body`), within `until`."""
@@ -523,31 +533,32 @@ class HttpClient:
         until = time.monotonic() + remaining(self.retry.download_deadline_seconds)
         retry: Retry = self.retry.budget(idempotent=True)
         announced: list[str] = []
-        while True:
-            have = part.stat().st_size if part.exists() else 0
-            response: requests.Response | None = None
-            try:
-                response = self._send("GET", url, until, headers=self._range(headers, have))
-                with response:
-                    finished = self._download_step(
-                        response, part, have, expected_size, what, announced, until
+        with CallWatchdog(until) as watchdog:
+            while True:
+                have = part.stat().st_size if part.exists() else 0
+                response: requests.Response | None = None
+                try:
+                    response = self._send("GET", url, until, headers=self._range(headers, have))
+                    with response:
+                        finished = self._download_step(
+                            response, part, have, expected_size, what, announced, until
+                        )
+                except CONNECTION_ERRORS as exc:
+                    finished, reason = False, deadline_or(watchdog, exc)
+                except ServerResponseError:
+                    part.unlink(missing_ok=True)
+                    raise
+                else:
+                    reason = (
+                        f"HTTP {response.status_code}"
+                        if response.status_code >= 400
+                        else ("incomplete body")
                     )
-            except CONNECTION_ERRORS as exc:
-                finished, reason = False, connection_failure(exc)
-            except ServerResponseError:
-                part.unlink(missing_ok=True)
-                raise
-            else:
-                reason = (
-                    f"HTTP {response.status_code}"
-                    if response.status_code >= 400
-                    else ("incomplete body")
-                )
-            if finished:
-                break
-            if part.exists() and part.stat().st_size > have:
-                retry = self.retry.budget(idempotent=True)  # progress renews the budget
-            retry = self._spend(retry, what, reason, until, response)
+                if finished:
+                    break
+                if part.exists() and part.stat().st_size > have:
+                    retry = self.retry.budget(idempotent=True)  # progress renews the budget
+                retry = self._spend(retry, what, reason, until, response)
         try:
             verify_file(
                 part, expected_size, expected_sha256 or (announced[-1] if announced else None)
@@ -679,13 +690,14 @@ def _never_sent(exc: Exception) -> bool:
 NO_ENDPOINT_STATUSES = (404, 405, 501)
 
 
-def call_cancel_endpoint(
-    call: Callable[[], dict[str, Any]], exists: Callable[[], Any], unsupported: str
-) -> dict[str, Any]:
-    """`call()` a cancel endpoint, which only some servers offer (the reference server does).
+def call_extension(
+    call: Callable[[], dict[str, Any]], exists: Callable[[], Any]
+) -> dict[str, Any] | None:
+    """`call()` an endpoint only some servers offer (the reference server's extensions);
+    None when this server has none.
 
     A 404, 405 or 501 is told apart from a missing resource by `exists()` (which raises
-    NotFoundError itself when the resource is unknown); then CancelNotSupportedError(unsupported).
+    NotFoundError itself when the resource is unknown).
     """
     try:
         return call()
@@ -693,4 +705,15 @@ def call_cancel_endpoint(
         if isinstance(exc, HttpStatusError) and exc.status not in NO_ENDPOINT_STATUSES:
             raise
         exists()
-        raise CancelNotSupportedError(unsupported) from None
+        return None
+
+
+def call_cancel_endpoint(
+    call: Callable[[], dict[str, Any]], exists: Callable[[], Any], unsupported: str
+) -> dict[str, Any]:
+    """`call_extension` for a cancel endpoint: CancelNotSupportedError(unsupported) when the
+    server has none."""
+    body = call_extension(call, exists)
+    if body is None:
+        raise CancelNotSupportedError(unsupported)
+    return body

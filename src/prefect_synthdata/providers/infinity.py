@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from prefect_synthdata.providers.http import (
     HttpClient,
     RetryPolicy,
     call_cancel_endpoint,
+    call_extension,
 )
 from prefect_synthdata.providers.trust import (
     refuse,
@@ -48,6 +50,8 @@ from prefect_synthdata.providers.trust import (
     server_objects,
     server_url,
 )
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "https://api.toinfinity.ai"
 ACCEPT_JSON = {"Accept": "application/json"}
@@ -146,6 +150,20 @@ class InfinityApi:
             self.http.post_json(
                 self.url(f"api/batch/{batch_id}/cancel/"), idempotent=True, headers=ACCEPT_JSON
             )
+        )
+
+    def render_again(self, batch_id: str) -> dict[str, Any]:
+        """`POST api/batch/{id}/render-again/`: an extension of the reference server
+        (idempotent). Answers `{"id", "queued_jobs", "frames_charged", "given_up_jobs",
+        "max_renders"}`."""
+        return server_object(
+            self.http.post_json(
+                self.url(f"api/batch/{batch_id}/render-again/"),
+                idempotent=True,
+                headers=ACCEPT_JSON,
+            ),
+            "render-again reply",
+            self.server,
         )
 
     def usage(self, start: datetime, end: datetime) -> dict[str, Any]:
@@ -322,6 +340,36 @@ class InfinityProvider:
             self.api.server,
             len(batch.job_ids),
         )
+
+    def render_again(self, batch: BatchRef, request: BatchRequest) -> int:
+        """Queue the batch's failed or result-less jobs again through the reference server's
+        extension, when the summary shows any; a server without it is logged and left as is."""
+        failed = self.batch_status(batch).failed
+        if not failed:
+            return 0
+        server = self.api.server
+        body = call_extension(
+            lambda: self.api.render_again(batch.batch_id), lambda: self.api.batch(batch.batch_id)
+        )
+        if body is None:
+            logger.warning(
+                "%s cannot render jobs again (no POST api/batch/<id>/render-again/): "
+                "%d failed or result-less job(s) of batch %s stay so",
+                server,
+                len(failed),
+                batch.batch_id,
+            )
+            return 0
+        jobs = len(batch.job_ids)
+        given_up = server_count(body.get("given_up_jobs", 0), "given_up_jobs", server, jobs)
+        if given_up:
+            logger.warning(
+                "batch %s: %d job(s) failed after every re-render the server allows; "
+                "they are not rendered again",
+                batch.batch_id,
+                given_up,
+            )
+        return server_count(body.get("queued_jobs"), "render-again queued_jobs", server, jobs)
 
     def result_url(self, batch: BatchRef, job_id: str, refresh: bool = False) -> str:
         """The job's result URL, from the last summary read (one new read if unknown)."""

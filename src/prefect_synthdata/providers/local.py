@@ -108,11 +108,11 @@ class LocalProvider:
         )
 
     def find_batch(self, name: str) -> BatchRef | None:
-        """The batch of that name; its failed or result-less jobs are rendered again."""
-        batch = self.service.find_batch(OWNER, name)
-        if batch is not None:
-            self.service.render_again(batch.batch_id)
-        return batch
+        return self.service.find_batch(OWNER, name)
+
+    def render_again(self, batch: BatchRef, request: BatchRequest) -> int:
+        """Render the batch's failed or result-less jobs again, in the same batch."""
+        return self.service.render_again(self.service.broken_jobs(batch.batch_id))
 
     def batch_status(self, batch: BatchRef) -> BatchStatus:
         return self.service.batch_status(OWNER, batch.batch_id)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -63,10 +64,14 @@ from prefect_synthdata.providers.trust import (
     server_url,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_BASE_URL = "https://ragnarok.zumok8s.org"
 READY = "READY"
 CANCELLED = "CANCELLED"
 FAILED_STATES = frozenset({"CANCELLED", "PACKAGING_FAILED", "GENERATING_FAILED"})
+#: Failed states a new generate recovers from on the reference server (`render_again`).
+RECOVERABLE_STATES = frozenset({"PACKAGING_FAILED", "GENERATING_FAILED"})
 DONE_STATES = FAILED_STATES | {READY}
 #: Dataset states that mean `generate` was accepted.
 GENERATED_STATES = DONE_STATES | {"GENERATING", "GENERATED", "PACKAGING"}
@@ -164,9 +169,9 @@ class ZpyApi:
 
     def generate(
         self, dataset_id: str, project: str, sim: str, config: dict[str, Any], amount: int
-    ) -> None:
+    ) -> dict[str, Any]:
         form = {"project": project, "sim": sim, "config": json.dumps(config), "amount": amount}
-        self.post(f"datasets/{dataset_id}/generate/", form)
+        return self.post(f"datasets/{dataset_id}/generate/", form)
 
     def cancel(self, dataset_id: str) -> dict[str, Any]:
         """`POST datasets/{id}/cancel/` (reference server; moves the dataset to CANCELLED, idempotent)."""
@@ -339,9 +344,11 @@ class ZpyProvider:
 
         Each POST is sent once; after an ambiguous failure the dataset is looked up by
         name, and `generate` is re-sent only while the dataset is certainly not generated.
+        A dataset whose generation or packaging failed is generated again (`render_again`).
         """
         dataset = self._dataset_by_name(name) or self._create_dataset(name)
         dataset_id = server_id(dataset.get("id"), "dataset id", self.api.base_url)
+        self._generate_again(dataset_id, sim, config, amount)
         for _ in range(SUBMIT_ATTEMPTS):
             if self._generated(dataset_id):
                 return dataset_id
@@ -356,6 +363,43 @@ class ZpyProvider:
             return dataset_id
         raise TransientError(
             f"could not generate dataset {name!r} after {SUBMIT_ATTEMPTS} attempts"
+        )
+
+    def render_again(self, batch: BatchRef, request: BatchRequest) -> int:
+        """Recover a GENERATING_FAILED or PACKAGING_FAILED dataset by generating it again
+        with the request's sim, config and amount: the reference server renders its failed
+        or result-less simruns again and packages it again; zpy's own API refuses (logged)."""
+        return self._generate_again(
+            batch.batch_id, request.generator, shared_config(request.jobs), len(request.jobs)
+        )
+
+    def _generate_again(
+        self, dataset_id: str, sim: str, config: dict[str, Any], amount: int
+    ) -> int:
+        """`render_again` of one dataset; how many simruns the server queued again."""
+        server = self.api.base_url
+        for _ in range(SUBMIT_ATTEMPTS):
+            state = str(self.api.dataset(dataset_id).get("state", "")).upper()
+            if state not in RECOVERABLE_STATES:
+                return 0  # nothing to recover, or recovered by the attempt whose reply was lost
+            try:
+                body = self.api.generate(dataset_id, self.project, sim, config, amount)
+            except AmbiguousRequestError:
+                continue
+            except ParameterValidationError as exc:
+                logger.warning(
+                    "%s cannot generate dataset %s again (%s): it stays %s",
+                    server,
+                    dataset_id,
+                    exc,
+                    state,
+                )
+                return 0
+            return server_count(
+                body.get("rendered_again", 0), "generate rendered_again", server, amount
+            )
+        raise TransientError(
+            f"could not generate dataset {dataset_id} again after {SUBMIT_ATTEMPTS} attempts"
         )
 
     def _create_dataset(self, name: str) -> dict[str, Any]:

@@ -20,35 +20,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prefect_synthdata.server import infinity, results, zpy
+from prefect_synthdata.server.body_limit import BodyLimit
 from prefect_synthdata.server.config import ServerConfig
 from prefect_synthdata.server.context import ServerContext
 from prefect_synthdata.server.datasets import ZpyDatasets
-from prefect_synthdata.server.errors import ApiError, install_error_handlers
+from prefect_synthdata.server.errors import install_error_handlers
 from prefect_synthdata.server.faults import FaultMiddleware
-
-MAX_BODY_BYTES = 16 << 20
-
-
-class BodyLimit:
-    """Refuse request bodies announced larger than `MAX_BODY_BYTES` with a JSON 413."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                error = ApiError(
-                    413, f"request body must be a Content-Length of at most {MAX_BODY_BYTES} bytes"
-                )
-                await JSONResponse(error.body(), status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+from prefect_synthdata.server.files import FileIndex
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -59,6 +39,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         context = ServerContext.open(config)
         datasets = ZpyDatasets(context)
         app.state.context, app.state.tokens, app.state.datasets = context, context.tokens, datasets
+        app.state.files = FileIndex(context)
+        app.state.files.catch_up()  # files of simruns finished before this start (upgrades too)
         datasets.start()
         try:
             yield

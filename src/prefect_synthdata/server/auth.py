@@ -55,9 +55,8 @@ class TokenRegistry:
         return None
 
 
-def current_owner(request: Request, header: Annotated[str | None, Depends(AUTH_HEADER)]) -> str:
-    """FastAPI dependency: the caller's account id, or 401 naming what is wrong."""
-    registry: TokenRegistry = request.app.state.tokens
+def authenticate(registry: TokenRegistry, header: str | None) -> str:
+    """The account of an `Authorization` header value, or HTTP 401 naming what is wrong."""
     if not header:
         raise HTTPException(
             401, "missing Authorization header; send 'Authorization: Token <token>'"
@@ -68,6 +67,11 @@ def current_owner(request: Request, header: Annotated[str | None, Depends(AUTH_H
             401, "invalid token; send 'Authorization: Token <token>' with a valid token"
         )
     return owner
+
+
+def current_owner(request: Request, header: Annotated[str | None, Depends(AUTH_HEADER)]) -> str:
+    """FastAPI dependency: the caller's account id, or 401 naming what is wrong."""
+    return authenticate(request.app.state.tokens, header)
 
 
 Owner = Annotated[str, Depends(current_owner)]

@@ -15,13 +15,44 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prefect_synthdata.engine.results import results_location
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.storage.options import StoreOptions
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def public_base_url(text: str) -> str:
+    """`text` as a public base URL (absolute http(s), no query or fragment, no trailing `/`).
+
+    Example:
+        >>> public_base_url("https://data.example.com/synth/")
+        'https://data.example.com/synth'
+        >>> public_base_url("data.example.com")
+        Traceback (most recent call last):
+        ...
+        ValueError: must be an absolute http(s) URL like https://host[:port][/prefix], got 'data.example.com'
+    """
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"must be an absolute http(s) URL like https://host[:port][/prefix], got {text!r}"
+        )
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise ValueError(f"must have no query or fragment, got {text!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials")
+    return text.rstrip("/")
 
 
 class FaultConfig(BaseSettings):
@@ -79,6 +110,11 @@ class ServerSettings(BaseSettings):
     )
     results_region: str | None = Field(default=None, description="AWS region of results_url.")
     results_profile: str | None = Field(default=None, description="AWS profile for results_url.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the server at (signed result URLs); "
+        "default: http://<host>:<port> of the bind address.",
+    )
 
 
 class ServerConfig(BaseModel):
@@ -93,7 +129,13 @@ class ServerConfig(BaseModel):
     results_dir: Path | None = None
     results_url: str | None = None
     results_options: StoreOptions = Field(default_factory=StoreOptions)
+    public_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     faults: FaultConfig = Field(default_factory=FaultConfig)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return public_base_url(value)
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -116,13 +158,27 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _argparse_public_url(text: str) -> str:
+    try:
+        return public_base_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the `serve` flags to `parser` (or a new one). Flags override the environment."""
     parser = parser or argparse.ArgumentParser(
         prog="synthdata serve", description="Run the reference server."
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=at_least(0), default=8080, help="port to listen on")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=at_least(0), default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument(
+        "--public-url",
+        type=_argparse_public_url,
+        help="base URL clients reach this server at, put into signed result URLs, e.g. "
+        "https://data.example.com/synth behind a reverse proxy "
+        "(default: $SYNTHDATA_SERVER_PUBLIC_URL, else http://<host>:<port>)",
+    )
     parser.add_argument(
         "--data-dir", type=Path, help="state directory (default: $SYNTHDATA_SERVER_DATA_DIR)"
     )
@@ -202,8 +258,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         from prefect_synthdata.storage.s3 import parse_s3_uri
 
         parse_s3_uri(results_url)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    public_url = args.public_url or env.public_url or f"http://{host}:{args.port}"
+    try:
+        public_url = public_base_url(public_url)
+    except ValueError as exc:
+        raise ConfigurationError(f"public URL {exc}") from None
     return ServerConfig(
         data_dir=args.data_dir or env.data_dir,
+        public_url=public_url,
         tokens=[SecretStr(t) for t in tokens],
         quota_frames=quota,
         url_ttl_seconds=args.url_ttl if args.url_ttl is not None else env.url_ttl_seconds,

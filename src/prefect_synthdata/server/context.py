@@ -12,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from prefect_synthdata.engine.executors import open_executor
 from prefect_synthdata.engine.jobs import JobService, default_workers
@@ -83,13 +84,35 @@ class ServerContext:
     def signed_url(
         self, request: Request, route: str, resource: str, owner: str, **path: str
     ) -> str:
-        """An absolute, signed, expiring URL of a result route (no auth header needed)."""
-        base = str(request.url_for(route, **path))
+        """An absolute, signed, expiring URL of a result route (no auth header needed).
+
+        Built on `config.public_url`, never on the request's `Host` header (which the client chooses).
+        """
+        base = self.config.public_url + route_path(request.app, route, **path)
         return f"{base}?{urlencode(self.signer.sign(resource, owner))}"
 
     def close(self) -> None:
         self.service.close()
         self.store.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _route_template(app: FastAPI, route: str, names: tuple[str, ...]) -> str:
+    return app.url_path_for(route, **{name: "{" + name + "}" for name in names})
+
+
+def route_path(app: FastAPI, route: str, **params: str) -> str:
+    """`app.url_path_for(route, **params)`, the route searched for once, not on every call.
+
+    Example:
+        >>> app = FastAPI()
+        >>> app.get("/results/{job_id}.zip", name="job_zip")(lambda job_id: None) and None
+        >>> route_path(app, "job_zip", job_id="j1")
+        '/results/j1.zip'
+    """
+    if not all(value and "/" not in value for value in params.values()):
+        raise ValueError(f"path parameters must be non-empty and without '/': {params}")
+    return _route_template(app, route, tuple(sorted(params))).format(**params)
 
 
 def get_context(request: Request) -> ServerContext:

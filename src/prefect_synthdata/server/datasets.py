@@ -42,6 +42,8 @@ SIMRUN_STATES = {JobState.QUEUED: "QUEUED", JobState.RUNNING: "RUNNING",
                  JobState.SUCCEEDED: "READY", JobState.FAILED: "FAILED",
                  JobState.CANCELLED: "CANCELLED"}  # fmt: skip
 SIMS_CREATED = "2021-07-01T00:00:00.000000Z"
+#: Dataset states a new generate recovers from (zpy's own API leaves them final).
+RECOVERABLE_STATES = ("GENERATING_FAILED", "PACKAGING_FAILED")
 
 
 def sim_id(name: str) -> str:
@@ -143,6 +145,9 @@ class ZpyDatasets:
         for run in runs:
             job = jobs.get(run["id"])
             state = SIMRUN_STATES.get(job["state"], str(job["state"]).upper()) if job else "FAILED"
+            error = job["error"] if job else "job record missing"
+            if state == "READY" and not self.ctx.service.has_result(run["id"]):
+                state, error = "FAILED", "its result was lost; generate the dataset again"
             records.append(
                 {
                     "id": run["id"],
@@ -153,7 +158,7 @@ class ZpyDatasets:
                     "state": state,
                     "config": run["config"],
                     "datasets": run["datasets"],
-                    "error": job["error"] if job else "job record missing",
+                    "error": error,
                     "created_at": run["created"],
                 }
             )
@@ -162,8 +167,12 @@ class ZpyDatasets:
     # -- generation ----------------------------------------------------------------------
     def generate(
         self, owner: str, dataset: dict[str, Any], sim: str, config: dict[str, Any], amount: int
-    ) -> None:
-        """Link `amount` simruns to a CREATED dataset, rendering only those not rendered before."""
+    ) -> int:
+        """Link `amount` simruns to a CREATED dataset, rendering only those not rendered before.
+
+        On a GENERATING_FAILED or PACKAGING_FAILED dataset, generating again with the same
+        sim, config and amount recovers it instead (`_generate_again`). Returns how many
+        simruns were rendered again (0 for a first generate)."""
         generator = find_sim(sim)
         if generator is None:
             raise ApiError(
@@ -190,6 +199,8 @@ class ZpyDatasets:
         keys = [_params_key(spec.name, p) for p in jobs]
         with self._generate_lock:
             current = self.ctx.store.get_dataset(owner, dataset["id"])
+            if current is not None and current["state"] in RECOVERABLE_STATES:
+                return self._generate_again(owner, current, keys)  # the packager advances it
             if current is None or current["state"] != "CREATED":
                 state = current["state"] if current else "deleted"
                 raise ApiError(
@@ -226,16 +237,44 @@ class ZpyDatasets:
                 dataset["id"], spec.name, config, amount, [run_ids[k] for k in keys]
             )
         self.advance(owner, dataset["id"])
+        return 0
+
+    def _generate_again(self, owner: str, dataset: dict[str, Any], keys: list[str]) -> int:
+        """Recover a GENERATING_FAILED or PACKAGING_FAILED dataset: its failed or result-less
+        simruns are rendered again (the same simruns, `JobService.render_again`, each at
+        most `MAX_RENDERS` times) and it goes back to GENERATING, so it is packaged again.
+
+        Only a generate with the same sim, config and amount recovers it (400 otherwise).
+        Quota: the frames of failed simruns are charged again (they were credited back
+        when they failed); nothing else is charged twice."""
+        runs = self.ctx.store.list_simruns(owner, dataset["id"])
+        if [run["params_key"] for run in runs] != keys:
+            raise ApiError(
+                400,
+                f"dataset {dataset['id']} was generated with another sim, config or amount; "
+                "generate it again with the same ones to recover it",
+            )
+        broken = self.ctx.service.broken_jobs(job_ids=list(dict.fromkeys(r["id"] for r in runs)))
+        try:
+            with self.ctx.quota.reserve(owner, broken.failed_frames):
+                again = self.ctx.service.render_again(broken)
+        except QuotaExceededError as exc:
+            raise ApiError(400, str(exc), code="quota_exceeded") from None
+        self.ctx.store.set_state_from(dataset["id"], RECOVERABLE_STATES, "GENERATING")
+        return again
 
     def _reuse(self, owner: str, sim: str, keys: list[str]) -> dict[str, str]:
-        """Params key -> an existing simrun that has not failed."""
+        """Params key -> an existing simrun that has not failed and has its result."""
         found = self.ctx.store.find_simruns(owner, sim, list(dict.fromkeys(keys)))
         candidates = [run for runs in found.values() for run in runs]
         states = {job_id: job["state"] for job_id, job in self._jobs(owner, candidates).items()}
         reuse = {}
         for key, runs in found.items():
             alive = [
-                r for r in runs if states.get(r) not in (None, JobState.FAILED, JobState.CANCELLED)
+                r
+                for r in runs
+                if states.get(r) in (JobState.QUEUED, JobState.RUNNING)
+                or (states.get(r) == JobState.SUCCEEDED and self.ctx.service.has_result(r))
             ]
             if alive:
                 reuse[key] = alive[0]

@@ -64,6 +64,13 @@ def validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, 
     ), problems
 
 
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """The JSON answer of an `HTTPException` (also sent by middleware, outside the routes)."""
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    body = {"detail": detail, "code": CODES.get(exc.status_code, "error")}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map framework and unexpected errors onto JSON answers."""
 
@@ -80,9 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        body = {"detail": detail, "code": CODES.get(exc.status_code, "error")}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return http_error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -80,6 +80,27 @@ def _check_field(fields: dict[str, Any], path: list[str], key: str) -> None:
         node = node[part]
 
 
+def parse_filter(key: str, fields: dict[str, Any]) -> tuple[bool, list[str], str]:
+    """`(negated, field path, lookup)` of a filter key; ApiError if malformed or unknown.
+
+    Example:
+        >>> parse_filter("~path__icontains", {"path": None})
+        (True, ['path'], 'icontains')
+    """
+    negate = key.startswith("~")
+    parts = key.removeprefix("~").split("__")
+    lookup = parts.pop() if len(parts) > 1 and parts[-1] in LOOKUPS else "exact"
+    if not parts or not all(parts):
+        raise ApiError(400, f"malformed filter {key!r}")
+    _check_field(fields, parts, key)
+    return negate, parts, lookup
+
+
+def filters_of(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The filter parameters among a query's parameters (pagination ones left out)."""
+    return [(key, value) for key, value in params if key not in PAGINATION]
+
+
 def apply_filters(
     rows: list[dict[str, Any]], params: list[tuple[str, str]], fields: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -88,17 +109,52 @@ def apply_filters(
     Pagination parameters are ignored; a filter on a field not in `fields` is an ApiError.
     """
     selected = rows
-    for key, wanted in params:
-        if key in PAGINATION:
-            continue
-        negate = key.startswith("~")
-        parts = key.removeprefix("~").split("__")
-        lookup = parts.pop() if len(parts) > 1 and parts[-1] in LOOKUPS else "exact"
-        if not parts or not all(parts):
-            raise ApiError(400, f"malformed filter {key!r}")
-        _check_field(fields, parts, key)
+    for key, wanted in filters_of(params):
+        negate, parts, lookup = parse_filter(key, fields)
         selected = [r for r in selected if _compare(_resolve(r, parts), lookup, wanted) != negate]
     return selected
+
+
+def sql_filters(
+    params: list[tuple[str, str]], fields: dict[str, Any], columns: dict[str, str]
+) -> tuple[str, list[str]]:
+    """The filters of `params` as one SQL condition and its arguments, same meaning as `apply_filters`.
+
+    `columns` maps a field path (`run__sim`; a record field means its `__id`) to an SQL
+    expression of TEXT values that are never NULL. Case-insensitive lookups fold ASCII case.
+
+    Example:
+        >>> sql_filters([("~path__icontains", "X"), ("page", "2")], {"path": None}, {"path": "path"})
+        ('NOT (instr(lower(path), lower(?)) > 0)', ['X'])
+    """
+    conditions, args = [], []
+    for key, wanted in filters_of(params):
+        negate, parts, lookup = parse_filter(key, fields)
+        path = "__".join(parts)
+        column = columns.get(path) or columns[f"{path}__id"]
+        if lookup == "isnull":
+            condition = "0" if wanted.lower() in ("1", "true", "yes") else "1"
+            values: list[str] = []
+        elif lookup == "in":
+            values = wanted.split(",")
+            condition = f"{column} IN ({','.join('?' * len(values))})"
+        else:
+            if lookup.startswith("i"):
+                column, lookup = f"lower({column})", lookup.removeprefix("i")
+                mark = "lower(?)"
+            else:
+                mark = "?"
+            condition = {
+                "exact": f"{column} = {mark}",
+                "contains": f"instr({column}, {mark}) > 0",
+                "startswith": f"substr({column}, 1, length({mark})) = {mark}",
+                "endswith": f"length({column}) >= length({mark})"
+                f" AND substr({column}, length({column}) - length({mark}) + 1) = {mark}",
+            }[lookup]
+            values = [wanted] * condition.count(mark)
+        conditions.append(f"NOT ({condition})" if negate else condition)
+        args.extend(values)
+    return " AND ".join(conditions) or "1", args
 
 
 def _page_number(request: Request, name: str, default: int, maximum: int) -> int:
@@ -110,24 +166,40 @@ def _page_number(request: Request, name: str, default: int, maximum: int) -> int
     return int(raw)
 
 
-def paginate(request: Request, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """One page of `rows` with `count`, `next` and `previous` URLs (`page`, `page-size` params)."""
+def page_window(request: Request) -> tuple[int, int]:
+    """`(page, page size)` asked for by `page` and `page-size` (or `page_size`), validated."""
     size = _page_number(request, "page-size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     size = _page_number(request, "page_size", size, MAX_PAGE_SIZE)
-    page = _page_number(request, "page", 1, 10**9)
-    pages = max(1, -(-len(rows) // size))
+    return _page_number(request, "page", 1, 10**9), size
+
+
+def page_body(
+    request: Request, count: int, page: int, size: int, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`{count, next, previous, results}` of page `page` of `count` rows; 404 past the last page.
+
+    `next`/`previous` are on the server's public base URL, not the request's `Host`.
+    """
+    pages = max(1, -(-count // size))
     if page > pages:
         raise ApiError(404, f"invalid page {page}: there are {pages} page(s)")
+    public_url: str = request.app.state.context.config.public_url
 
     def link(number: int) -> str:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [
             ("page", str(number))
         ]
-        return str(request.url.replace(query=urlencode(query)))
+        return f"{public_url}{request.url.path}?{urlencode(query)}"
 
     return {
-        "count": len(rows),
+        "count": count,
         "next": link(page + 1) if page < pages else None,
         "previous": link(page - 1) if page > 1 else None,
-        "results": rows[(page - 1) * size : page * size],
+        "results": results,
     }
+
+
+def paginate(request: Request, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of `rows` with `count`, `next` and `previous` URLs (`page`, `page-size` params)."""
+    page, size = page_window(request)
+    return page_body(request, len(rows), page, size, rows[(page - 1) * size : page * size])

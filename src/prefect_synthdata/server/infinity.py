@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from prefect_synthdata.engine.generators import GENERATORS, Generator, get_generator
+from prefect_synthdata.engine.jobs import MAX_RENDERS
 from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
@@ -99,9 +100,11 @@ def _job_body(
     ctx: ServerContext, request: Request, owner: str, job: dict[str, Any]
 ) -> dict[str, Any]:
     finished = job["state"] in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-    url = None
-    if job["state"] == JobState.SUCCEEDED:
+    url, error = None, job["error"]
+    if job["state"] == JobState.SUCCEEDED and ctx.service.has_result(job["id"]):
         url = ctx.job_zip_url(request, job["id"], owner)
+    elif job["state"] == JobState.SUCCEEDED:  # its result folder was lost: no URL to offer
+        error = "the job's result was lost; POST api/batch/<id>/render-again/ renders it again"
     return {
         "id": job["id"],
         "name": job["generator"],
@@ -111,7 +114,7 @@ def _job_body(
         "in_progress": not finished,
         "result_url": url,
         "state": job["state"],
-        "error": job["error"],
+        "error": error,
         "created": job["created"],
     }
 
@@ -241,6 +244,38 @@ def cancel_batch(batch_id: str, ctx: Context, owner: Owner) -> dict[str, Any]:
         "id": batch_id,
         "cancelled_jobs": len(cancelled),
         "frames_credited": sum(j["frames"] for j in jobs),
+    }
+
+
+@router.post(
+    "/batch/{batch_id}/render-again/",
+    summary="Render a batch's failed or result-less jobs again (extension: not in the original API)",
+    description="Queues again, in the same batch and under the same job ids, the jobs that "
+    "failed (a full disk, a lost worker...) and the finished jobs whose result was lost, and "
+    f"starts them. Each job is queued again at most {MAX_RENDERS} times; past that its failure "
+    "is taken as permanent (`given_up_jobs`). Quota: the frames of failed jobs were credited "
+    "back when they failed and are charged again (`frames_charged`, HTTP 402 when over the "
+    "quota); a result-less job's frames are still charged and are not charged twice. Usage "
+    "counts a job once, when it last succeeded. Idempotent: jobs queued or rendering are left "
+    "alone; a cancelled batch renders nothing again.",
+)
+def render_again(batch_id: str, ctx: Context, owner: Owner) -> dict[str, Any]:
+    try:
+        ctx.service.get_batch(owner, batch_id)
+    except NotFoundError as exc:
+        raise ApiError(404, str(exc)) from None
+    broken = ctx.service.broken_jobs(batch_id)
+    try:
+        with ctx.quota.reserve(owner, broken.failed_frames):
+            queued = ctx.service.render_again(broken)
+    except QuotaExceededError as exc:
+        raise ApiError(402, str(exc), code="quota_exceeded") from None
+    return {
+        "id": batch_id,
+        "queued_jobs": queued,
+        "frames_charged": broken.failed_frames,
+        "given_up_jobs": len(broken.given_up),
+        "max_renders": MAX_RENDERS,
     }
 
 

@@ -18,7 +18,13 @@ from prefect_synthdata.engine.generators import GENERATORS
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.server.app import create_app
 from prefect_synthdata.server.auth import owner_id
-from prefect_synthdata.server.config import ServerConfig, build_parser, config_from_args
+from prefect_synthdata.server.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerConfig,
+    build_parser,
+    config_from_args,
+)
 from prefect_synthdata.server.store import ZpyStore
 
 SIGNATURE = re.compile(r"([?&]sig=)[^&\s\"]*")
@@ -41,7 +47,7 @@ class RedactSignatures(logging.Filter):
         return True
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve until interrupted; SIGTERM/SIGINT stop it cleanly (unfinished jobs resume next start)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,6 +62,7 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8080) -> No
     store.close()
     for name, reason in sorted(GENERATORS.unavailable.items()):
         print(f"unavailable generator {name!r}: {reason}", file=sys.stderr, flush=True)
+    print(f"signed result URLs on {config.public_url}", file=sys.stderr, flush=True)
     if config.faults.enabled:
         print(f"fault injection ON: {config.faults.model_dump()}", file=sys.stderr, flush=True)
     logging.getLogger("uvicorn.access").addFilter(RedactSignatures())

@@ -20,6 +20,8 @@ import json
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,30 @@ CREATE TABLE IF NOT EXISTS dataset_simruns (
     dataset TEXT NOT NULL, simrun TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (dataset, idx)
 );
 CREATE INDEX IF NOT EXISTS dataset_simruns_run ON dataset_simruns(simrun);
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, simrun TEXT NOT NULL, sim TEXT NOT NULL,
+    sim_id TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_listing ON files(owner, created, simrun, name);
+CREATE INDEX IF NOT EXISTS files_by_sim ON files(owner, sim_id, created, simrun, name);
+CREATE INDEX IF NOT EXISTS files_simrun ON files(simrun);
+CREATE TABLE IF NOT EXISTS unrecorded_simruns (simrun TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS unrecorded_simruns_owner ON unrecorded_simruns(owner);
 """
+#: SQL expressions of the file fields zpy clients filter on (see `filters.sql_filters`).
+FILE_COLUMNS = {
+    "id": "id",
+    "name": "name",
+    "path": "path",
+    "size_bytes": "CAST(size_bytes AS TEXT)",
+    "created_at": "created",
+    "run__id": "simrun",
+    "run__name": "(sim || '-' || substr(simrun, 1, 8))",
+    "run__sim": "sim_id",
+    "run__state": "'READY'",
+    "run__project": "project",
+}
 NAMESPACE = uuid.UUID("6f0d5a1e-3c1b-4f55-9a57-2b7c0e0f4d21")
 
 
@@ -64,7 +89,12 @@ class ZpyStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        upgrade = not self._db.execute("SELECT 1 FROM sqlite_master WHERE name='files'").fetchall()
         self._db.executescript(SCHEMA)
+        if upgrade:  # simruns of a server that did not record files yet: record them all
+            self._db.execute(
+                "INSERT OR IGNORE INTO unrecorded_simruns SELECT id, owner FROM simruns"
+            )
         self._lock = threading.RLock()
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -74,6 +104,18 @@ class ZpyStore:
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         with self._lock:
             return self._db.execute(sql, args).rowcount
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`), rolled back if the block raises."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # -- projects ------------------------------------------------------------------------
     def default_project(self, owner: str) -> dict[str, Any]:
@@ -132,22 +174,16 @@ class ZpyStore:
         self, dataset_id: str, sim: str, config: dict[str, Any], amount: int, simruns: list[str]
     ) -> bool:
         """Move a CREATED dataset to GENERATING with its simruns; False if it was not CREATED."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                changed = self._db.execute(
-                    "UPDATE datasets SET state='GENERATING', sim=?, config=?, amount=? WHERE id=? AND state='CREATED'",
-                    (sim, json.dumps(config), amount, dataset_id),
-                ).rowcount
-                if changed:
-                    self._db.executemany(
-                        "INSERT INTO dataset_simruns VALUES (?,?,?)",
-                        [(dataset_id, run, i) for i, run in enumerate(simruns)],
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE datasets SET state='GENERATING', sim=?, config=?, amount=? WHERE id=? AND state='CREATED'",
+                (sim, json.dumps(config), amount, dataset_id),
+            ).rowcount
+            if changed:
+                db.executemany(
+                    "INSERT INTO dataset_simruns VALUES (?,?,?)",
+                    [(dataset_id, run, i) for i, run in enumerate(simruns)],
+                )
         return bool(changed)
 
     def set_state(
@@ -195,13 +231,16 @@ class ZpyStore:
     ) -> None:
         """Record new simruns: `(engine job id, params key, config)` each."""
         created = timestamp()
-        with self._lock:
-            self._db.executemany(
+        with self._transaction() as db:
+            db.executemany(
                 "INSERT INTO simruns VALUES (?,?,?,?,?,?,?)",
                 [
                     (run_id, owner, project, sim, key, json.dumps(config), created)
                     for run_id, key, config in runs
                 ],
+            )
+            db.executemany(
+                "INSERT INTO unrecorded_simruns VALUES (?,?)", [(run[0], owner) for run in runs]
             )
 
     def list_simruns(self, owner: str, dataset_id: str | None = None) -> list[dict[str, Any]]:
@@ -229,6 +268,70 @@ class ZpyStore:
     def simrun_owner(self, simrun_id: str) -> str | None:
         rows = self._rows("SELECT owner FROM simruns WHERE id=?", (simrun_id,))
         return rows[0]["owner"] if rows else None
+
+    # -- files of finished simruns ---------------------------------------------------------
+    def unrecorded_simruns(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Simruns (of `owner`, or everyone's) whose files are not recorded yet, oldest first."""
+        mine = "WHERE unrecorded_simruns.owner=?" if owner is not None else ""
+        return self._rows(
+            "SELECT simruns.* FROM unrecorded_simruns"
+            f" JOIN simruns ON simruns.id = unrecorded_simruns.simrun {mine} ORDER BY created, id",
+            (owner,) if owner is not None else (),
+        )
+
+    def record_files(self, run: dict[str, Any], sim_id: str, files: list[tuple[str, int]]) -> None:
+        """Record the `(name, size)` files of a finished simrun, once (repeats change nothing)."""
+        simrun, owner, sim, project, created = (
+            run[k] for k in ("id", "owner", "sim", "project", "created")
+        )
+        rows = [
+            (
+                str(uuid.uuid5(NAMESPACE, f"file:{simrun}/{name}")),
+                owner,
+                simrun,
+                sim,
+                sim_id,
+                project,
+                name,
+                f"{simrun}/{name}",
+                size,
+                created,
+            )
+            for name, size in files
+        ]
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            db.execute("DELETE FROM unrecorded_simruns WHERE simrun=?", (simrun,))
+
+    def forget_files(self, simrun_id: str) -> None:
+        """Drop a simrun's file records (its folder is gone); they are recorded again when it is."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM files WHERE simrun=?", (simrun_id,))
+            db.execute(
+                "INSERT OR IGNORE INTO unrecorded_simruns SELECT id, owner FROM simruns WHERE id=?",
+                (simrun_id,),
+            )
+
+    def count_files(self, owner: str, where: str = "1", args: list[str] | None = None) -> int:
+        """How many of `owner`'s files match the SQL condition `where` (see `FILE_COLUMNS`)."""
+        rows = self._rows(
+            f"SELECT COUNT(*) AS n FROM files WHERE owner=? AND ({where})", (owner, *(args or []))
+        )
+        return int(rows[0]["n"])
+
+    def list_files(
+        self, owner: str, where: str, args: list[str], limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """One page of `owner`'s files matching `where`, in simrun order then by name."""
+        return self._rows(
+            f"SELECT * FROM files WHERE owner=? AND ({where})"
+            " ORDER BY created, simrun, name LIMIT ? OFFSET ?",
+            (owner, *args, limit, offset),
+        )
+
+    def get_file(self, owner: str, file_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM files WHERE id=? AND owner=?", (file_id, owner))
+        return rows[0] if rows else None
 
     def close(self) -> None:
         with self._lock:

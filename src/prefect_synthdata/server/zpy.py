@@ -10,14 +10,13 @@ Example (with the server running):
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_synthdata.engine.generators import GENERATORS
-from prefect_synthdata.exceptions import NotFoundError
 from prefect_synthdata.server.auth import Owner
 from prefect_synthdata.server.context import Context
 from prefect_synthdata.server.datasets import (
@@ -28,8 +27,9 @@ from prefect_synthdata.server.datasets import (
     sim_record,
 )
 from prefect_synthdata.server.errors import ApiError
-from prefect_synthdata.server.filters import ANY, apply_filters, paginate
-from prefect_synthdata.server.store import NAMESPACE, DuplicateNameError
+from prefect_synthdata.server.files import FileIndex
+from prefect_synthdata.server.filters import ANY, apply_filters, page_body, page_window, paginate
+from prefect_synthdata.server.store import DuplicateNameError
 
 router = APIRouter(prefix="/api/v1", tags=["zpy"])
 NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -76,10 +76,6 @@ SIMRUN_FIELDS = {
         ["id", "name", "sim", "sim_name", "project", "state", "datasets", "error", "created_at"]
     ),
     "config": ANY,
-}
-FILE_FIELDS = {
-    **dict.fromkeys(["id", "name", "path", "size_bytes", "created_at"]),
-    "run": dict.fromkeys(["id", "name", "sim", "state", "project"]),
 }
 
 
@@ -212,7 +208,15 @@ def get_dataset(dataset_id: str, ctx: Context, owner: Owner) -> dict[str, Any]:
     return _dataset_body(_owned_dataset(ctx, owner, dataset_id))
 
 
-@router.post("/datasets/{dataset_id}/generate/", summary="Render `amount` datapoints of a sim")
+@router.post(
+    "/datasets/{dataset_id}/generate/",
+    summary="Render `amount` datapoints of a sim",
+    description="On a CREATED dataset: links `amount` simruns, rendering those not rendered "
+    "before. On a GENERATING_FAILED or PACKAGING_FAILED dataset (extension: zpy leaves "
+    "them final), the same sim, config and amount recover it: its failed or result-less "
+    "simruns are rendered again (each at most a few times) and it is packaged again. "
+    "`rendered_again` (extension) says how many simruns were queued again.",
+)
 def generate_dataset(
     dataset_id: str,
     form: Annotated[GenerateForm, Form()],
@@ -232,8 +236,8 @@ def generate_dataset(
         raise ApiError(400, f"config must be a JSON object: {exc}") from None
     if not isinstance(config, dict):
         raise ApiError(400, f"config must be a JSON object, got {type(config).__name__}")
-    _datasets(request).generate(owner, dataset, form.sim, config, form.amount)
-    return _dataset_body(_owned_dataset(ctx, owner, dataset_id))
+    again = _datasets(request).generate(owner, dataset, form.sim, config, form.amount)
+    return {**_dataset_body(_owned_dataset(ctx, owner, dataset_id)), "rendered_again": again}
 
 
 @router.post(
@@ -322,39 +326,17 @@ def get_simrun(simrun_id: str, owner: Owner, request: Request) -> dict[str, Any]
     raise ApiError(404, f"simrun {simrun_id!r} not found")
 
 
-def _files(ctx: Context, owner: str, request: Request) -> list[dict[str, Any]]:
-    """File records of every READY simrun (urls are added per page)."""
-    records = []
-    for run in _datasets(request).simruns(owner):
-        if run["state"] != "READY":
-            continue
-        try:
-            job_dir = ctx.service.result_dir(run["id"])
-        except NotFoundError:  # its folder was removed from the data dir
-            continue
-        for file in sorted(job_dir.iterdir()):
-            if not file.is_file():
-                continue
-            path = f"{run['id']}/{file.name}"
-            records.append(
-                {
-                    "id": str(uuid.uuid5(NAMESPACE, f"file:{path}")),
-                    "name": file.name,
-                    "path": path,
-                    "size_bytes": file.stat().st_size,
-                    "run": {k: run[k] for k in ("id", "name", "sim", "state", "project")},
-                    "created_at": run["created_at"],
-                }
-            )
-    return records
-
-
 def _with_url(ctx: Context, owner: str, request: Request, record: dict[str, Any]) -> dict[str, Any]:
     run_id, name = record["path"].split("/", 1)
     url = ctx.signed_url(
         request, "result_file", f"file:{record['path']}", owner, simrun_id=run_id, name=name
     )
-    return {**record, "run": run_id, "url": url}
+    return {**record, "url": url}
+
+
+def _files(request: Request) -> FileIndex:
+    files: FileIndex = request.app.state.files
+    return files
 
 
 @router.get("/files/", summary="Files of finished simruns, with signed URLs")
@@ -366,15 +348,19 @@ def list_files(
     path__icontains: Annotated[str | None, Query(max_length=200)] = None,
     page: Page = None,
     page_size: PageSize = None,
-) -> dict[str, Any]:
-    body = _listing(request, _files(ctx, owner, request), FILE_FIELDS)
-    body["results"] = [_with_url(ctx, owner, request, r) for r in body["results"]]
-    return body
+) -> JSONResponse:
+    page_number, size = page_window(request)
+    count, records = _files(request).page(
+        owner, request.query_params.multi_items(), page_number, size
+    )
+    results = [_with_url(ctx, owner, request, r) for r in records]
+    # a JSONResponse: FastAPI's response validation and encoding would double the time of a page
+    return JSONResponse(page_body(request, count, page_number, size, results))
 
 
 @router.get("/files/{file_id}/", summary="One file")
 def get_file(file_id: str, ctx: Context, owner: Owner, request: Request) -> dict[str, Any]:
-    for record in _files(ctx, owner, request):
-        if record["id"] == file_id:
-            return _with_url(ctx, owner, request, record)
-    raise ApiError(404, f"file {file_id!r} not found")
+    record = _files(request).get(owner, file_id)
+    if record is None:
+        raise ApiError(404, f"file {file_id!r} not found")
+    return _with_url(ctx, owner, request, record)
