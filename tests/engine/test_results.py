@@ -83,6 +83,7 @@ def test_s3_results_round_trip_byte_identical(
 
     url = s3_results.zip_url("job-1", ttl_seconds=60)
     assert url is not None and urlsplit(url).netloc == urlsplit(moto_endpoint).netloc
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60&" in url  # SigV4, the given TTL
     expected_zip = tmp_path / "expected.zip"
     write_job_zip("job-1", rendered, expected_zip)
     assert requests.get(url, timeout=10).content == expected_zip.read_bytes()
