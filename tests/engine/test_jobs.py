@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -300,5 +301,25 @@ def test_cancel_stops_only_that_batch_and_others_render_on_untouched(tmp_path: P
             assert files(service.result_dir(job_id)) == files(reference)
         assert service.batch_status("me", doomed.batch_id).cancelled == doomed.job_ids
         assert not list((tmp_path / "results").glob("*.partial-*"))  # the killed scratch is gone
+    finally:
+        service.close()
+
+
+def test_a_render_process_that_dies_is_replaced_and_its_job_rendered_again(tmp_path: Path) -> None:
+    service = JobService(tmp_path, workers=1)
+    try:
+        params = small_params("shapes", width=512, height=512, frames=40)
+        batch = service.submit("me", "crash", "shapes", [params], is_preview=False)
+        wait_until(lambda: _scratch_job(tmp_path, batch.job_ids))
+        (victim,) = service.worker_pids()
+        os.kill(victim, signal.SIGKILL)  # not a cancel: an out-of-memory kill, say
+
+        assert service.wait(batch.batch_id, timeout=120).succeeded == batch.job_ids
+        assert _attempts(tmp_path, batch.batch_id) == {batch.job_ids[0]: 2}
+        assert victim not in service.worker_pids()
+        reference = tmp_path / "reference"
+        render_job("shapes", params, False, reference)
+        assert files(service.result_dir(batch.job_ids[0])) == files(reference)
+        assert not list((tmp_path / "results").glob("*.partial-*"))  # its scratch is gone
     finally:
         service.close()

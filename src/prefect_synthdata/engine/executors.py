@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
@@ -45,6 +46,8 @@ from prefect_synthdata.engine.allocator import tune_allocator
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.engine.results import ResultsStore
+
+LOGGER = logging.getLogger(__name__)
 
 
 class WorkerLost(Exception):
@@ -181,7 +184,8 @@ class _Slot:
     process: BaseProcess | None = None
     conn: Connection | None = None
     job: RenderJob | None = None
-    cancelled: bool = False
+    cancelled: bool = False  # the job was cancelled
+    killed: bool = False  # the process was killed for it: replace it before the next job
 
 
 class ProcessPool:
@@ -232,7 +236,10 @@ class ProcessPool:
             renderer, error = self._render(slot, job)
             with self._cond:
                 slot.job = None
-            done(job.job_id, error, renderer)
+            try:
+                done(job.job_id, error, renderer)
+            except Exception:  # as concurrent.futures does with a failing callback
+                LOGGER.exception("recording the end of render job %s failed", job.job_id)
         if slot.conn is not None:
             with suppress(OSError):
                 slot.conn.send(None)
@@ -243,8 +250,11 @@ class ProcessPool:
 
     def _render(self, slot: _Slot, job: RenderJob) -> tuple[str | None, BaseException | None]:
         with self._cond:
-            if slot.process is None or not slot.process.is_alive():
+            if slot.process is None or slot.killed or not slot.process.is_alive():
+                if slot.process is not None:
+                    slot.process.join(CLOSE_TIMEOUT_SECONDS)
                 slot.process, slot.conn = self._spawn()
+                slot.killed = False
             if slot.cancelled:
                 return None, WorkerLost("cancelled")
             conn = slot.conn
@@ -258,7 +268,7 @@ class ProcessPool:
                 cancelled, pid = slot.cancelled, slot.process.pid if slot.process else None
                 if slot.process is not None:
                     slot.process.join(CLOSE_TIMEOUT_SECONDS)
-                slot.process = slot.conn = None
+                slot.process, slot.conn, slot.killed = None, None, False
             discard_scratch(job, pid)
             if cancelled:
                 return None, WorkerLost("cancelled")
@@ -284,20 +294,17 @@ class ProcessPool:
         place. `done` is called for every cancelled job with `WorkerLost("cancelled")`.
         """
         wanted = set(job_ids)
-        with self._cond:
+        with self._cond:  # held while killing: the slot cannot move on to another job
             dropped = [(job, done) for job, done in self._queue if job.job_id in wanted]
-            kept = [(job, done) for job, done in self._queue if job.job_id not in wanted]
-            self._queue = deque(kept)
-            victims = []
+            self._queue = deque(item for item in self._queue if item[0].job_id not in wanted)
             for slot in self._slots:
                 if slot.job is not None and slot.job.job_id in wanted:
                     slot.cancelled = True
                     if slot.process is not None:
-                        victims.append(slot.process)
+                        slot.process.kill()
+                        slot.killed = True
         for job, done in dropped:
             done(job.job_id, WorkerLost("cancelled"), None)
-        for process in victims:
-            process.kill()
 
     def worker_pids(self) -> list[int]:
         with self._cond:
