@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from prefect_synthdata import GenerateRequest
-from prefect_synthdata.blocks import InfinityCredentials
+from prefect_synthdata.blocks import InfinityCredentials, ZpyCredentials
 from prefect_synthdata.engine.executors import DaskExecutor
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.flows.generate import generate_dataset
@@ -152,6 +152,33 @@ def test_reference_server_with_results_on_s3_hands_out_pre_signed_urls(
     with sqlite3.connect(data / "engine" / "jobs.sqlite3") as db:
         rendered = [r for (r,) in db.execute("SELECT rendered_by FROM jobs")]
     assert len(rendered) == 6 and pids_of(rendered) <= worker_pids(farm)
+
+
+def test_zpy_datasets_are_packaged_from_results_on_s3(
+    bucket: str,  # noqa: F811
+    moto_endpoint: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """zpy keeps server-signed URLs: the server packages the dataset zip from the jobs'
+    objects on S3 (rendered here by its own process pool, which writes to S3 too); the
+    dataset is the one a server with a results directory makes."""
+    on_s3 = {
+        "SYNTHDATA_SERVER_RESULTS_URL": f"s3://{bucket}/zpy",
+        "SYNTHDATA_SERVER_RESULTS_ENDPOINT_URL": moto_endpoint,
+        **AWS_ENV,
+    }
+    published = []
+    for name, env in (("dir", {}), ("s3", on_s3)):
+        with run_reference_server(tmp_path / name, tokens=["zpy"], extra_env=env) as server:
+            service = ZpyCredentials(url=server.url, token=SecretStr("zpy"))
+            dest = tmp_path / f"datasets-{name}"
+            published.append(
+                published_files(generate_dataset(request(dest, 3, credentials=service)).uri)
+            )
+    assert published[0] == published[1]
+    listing = s3_client(moto_endpoint).list_objects_v2(Bucket=bucket, Prefix="zpy/")
+    assert len([o for o in listing["Contents"] if o["Key"].endswith(".zip")]) == 3
+    assert not list((tmp_path / "s3" / "engine").glob("results/*"))
 
 
 @pytest.mark.parametrize("results", ["directory", "s3"])
