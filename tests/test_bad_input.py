@@ -95,3 +95,19 @@ def test_preview_on_generator_without_previews_is_rejected() -> None:
     )
     with pytest.raises(ParameterValidationError, match="does not support previews"):
         validate_jobs(spec, [{}], is_preview=True)
+
+
+def test_corrupt_local_state_database_is_named(synthdata_home: Path) -> None:
+    from prefect_synthdata.exceptions import StateFileError
+    from prefect_synthdata.providers.local import LocalProvider
+
+    database = synthdata_home / "local" / "jobs.sqlite3"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"not a database at all " * 300)
+    with pytest.raises(StateFileError) as info:
+        LocalProvider(synthdata_home / "local", workers=1)
+    message = str(info.value)
+    assert str(database) in message and "file is not a database" in message
+    assert "move it away or use another state directory" in message
+    assert "\n" not in message and not info.value.retryable
+    assert database.read_bytes().startswith(b"not a database")  # left as it was

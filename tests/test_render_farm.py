@@ -167,7 +167,7 @@ def test_zpy_datasets_are_packaged_from_results_on_s3(
         "SYNTHDATA_SERVER_RESULTS_ENDPOINT_URL": moto_endpoint,
         **AWS_ENV,
     }
-    published = []
+    published, listed = [], []
     for name, env in (("dir", {}), ("s3", on_s3)):
         with run_reference_server(tmp_path / name, tokens=["zpy"], extra_env=env) as server:
             service = ZpyCredentials(url=server.url, token=SecretStr("zpy"))
@@ -175,7 +175,10 @@ def test_zpy_datasets_are_packaged_from_results_on_s3(
             published.append(
                 published_files(generate_dataset(request(dest, 3, credentials=service)).uri)
             )
+            page = Api(server, "zpy").get("api/v1/files/", params={"page-size": 1000}).json()
+            listed.append(sorted((f["name"], f["size_bytes"]) for f in page["results"]))
     assert published[0] == published[1]
+    assert listed[0] == listed[1] and len(listed[0]) == 3 * (2 + 2 * 4)  # files/ from S3 too
     listing = s3_client(moto_endpoint).list_objects_v2(Bucket=bucket, Prefix="zpy/")
     assert len([o for o in listing["Contents"] if o["Key"].endswith(".zip")]) == 3
     assert not list((tmp_path / "s3" / "engine").glob("results/*"))

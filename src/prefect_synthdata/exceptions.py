@@ -132,3 +132,17 @@ class GeneratorContractError(SynthDataError):
 
 class DatasetQualityError(SynthDataError):
     """An assembled dataset is unusable for training (no labels, too many unlabelled objects)."""
+
+
+class StateFileError(SynthDataError):
+    """A state file (a job or record database, the signing key) exists but cannot be used.
+
+    `path` is the file, `problem` says what is wrong with it; the message adds what to do.
+    """
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(path, problem)  # both in args: the error pickles across processes
+        self.path, self.problem = path, problem
+
+    def __str__(self) -> str:
+        return f"{self.problem}; move it away or use another state directory"

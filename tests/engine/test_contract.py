@@ -30,6 +30,9 @@ def square() -> Frame:
 
 def test_a_valid_frame_passes() -> None:
     assert check_frame("g", square(), categories=2, size=(32, 48)) is not None
+    with_normals = square()
+    with_normals.normals = np.full((32, 48, 3), 128, np.uint8)
+    assert check_frame("g", with_normals, categories=2, size=(32, 48)) is not None
 
 
 def _set(field: str, value: object) -> Callable[[Frame], None]:
@@ -59,6 +62,9 @@ BROKEN = {
     "outside the frame": lambda f: f.instances.update({3: Instance(2, 1, 60, (4, 40, 6, 16))}),
     "cseg disagrees": lambda f: f.cseg.__setitem__((5, 7), 1),
     "metadata is not JSON": _set("metadata", {"t": object()}),
+    "normals must be a (32, 48, 3) uint8 array, got float32": _set(
+        "normals", np.zeros((32, 48, 3), np.float32)
+    ),
 }
 
 

@@ -78,6 +78,7 @@ def test_s3_results_round_trip_byte_identical(
     assert keys == {"renders/job-1.zip", f"renders/job-1{COMPLETE}"}  # two objects a job
     s3_results.copy_to("job-1", tmp_path / "copy")
     assert files(tmp_path / "copy") == files(rendered)
+    assert s3_results.files("job-1") == [(n, len(b)) for n, b in files(rendered).items()]
     cached = s3_results.local_dir("job-1")
     assert files(cached) == files(rendered) and s3_results.local_dir("job-1") == cached
 

@@ -49,10 +49,9 @@ def _wait_healthy(
     raise AssertionError(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+@contextmanager
+def running_prefect_server(tmp: Path, **extra_env: str) -> Iterator[dict[str, str]]:
     """A real Prefect server in a subprocess; yields the environment that points at it."""
-    tmp = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = subprocess_env(
@@ -66,6 +65,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         PREFECT_RUNNER_POLL_FREQUENCY="1",
         PREFECT_WORKER_QUERY_SECONDS="1",
         OMP_NUM_THREADS="1",  # the train stage's torch: one thread beats two on a shared machine
+        **extra_env,
     )
     env.pop("PREFECT_API_KEY", None)
     log = tmp / "server.log"
@@ -79,6 +79,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         yield env
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real Prefect server in a subprocess; yields the environment that points at it."""
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as env:
+        yield env
 
 
 @contextmanager

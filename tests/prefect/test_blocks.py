@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import jsonschema
 import pytest
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
@@ -19,6 +21,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pycocotools.coco import COCO
+from pydantic import ValidationError
 
 import prefect_synthdata
 from prefect_synthdata.blocks import (
@@ -284,3 +287,63 @@ def test_job_block_with_seed_per_day_renders_the_day_of_its_trigger() -> None:
     fixed = SynthDataJob(name="daily", num_jobs=1, params=small, seed=5 + day)
     first, second = asyncio.run(daily.trigger()), asyncio.run(fixed.trigger())
     assert first.batch_id == second.batch_id  # the same request: the day's seed was applied
+
+
+SECRET = "s3cret-token"
+MALFORMED = {
+    "token": {"url": "http://127.0.0.1:8000", "token": SECRET + "\n"},
+    "url": {"url": "127.0.0.1:8000", "token": SECRET},
+}
+
+
+@pytest.mark.parametrize("field", list(MALFORMED))
+@pytest.mark.parametrize("block", [InfinityCredentials, ZpyCredentials])
+def test_credentials_refuse_a_malformed_field_when_saved_naming_it_never_the_token(
+    block: type[InfinityCredentials | ZpyCredentials], field: str
+) -> None:
+    name = f"bad-{field}-{block.get_block_type_slug()}"
+    with pytest.raises(ValidationError) as refused:
+        block(**MALFORMED[field]).save(name)
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+    assert SECRET not in str(refused.value) and "input_value" not in str(refused.value)
+
+    async def saved() -> list[str]:
+        async with get_client() as client:
+            docs = await client.read_block_documents()
+            return [d.name for d in docs if d.name]
+
+    assert name not in asyncio.run(saved())  # nothing was stored
+
+
+def test_credentials_saved_through_the_api_as_the_ui_does_are_checked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The UI's form validates against the block schema (the `pattern`s refuse both
+    fields); the API itself stores what it is sent, and loading it then refuses it."""
+    InfinityCredentials.register_type_and_schema()
+
+    async def schema_and_ids() -> tuple[dict, str, str]:  # type: ignore[type-arg]
+        async with get_client() as client:
+            block_type = await client.read_block_type_by_slug("synthdata-infinity-credentials")
+            schema = await client.get_most_recent_block_schema_for_block_type(block_type.id)
+            assert schema is not None
+            return schema.fields, str(block_type.id), str(schema.id)
+
+    fields, type_id, schema_id = asyncio.run(schema_and_ids())
+    validator = jsonschema.Draft202012Validator(fields)
+    good = {"url": "http://127.0.0.1:8000", "token": SECRET}
+    assert list(validator.iter_errors(good)) == []
+    for field, data in MALFORMED.items():
+        (error,) = validator.iter_errors(data)
+        assert list(error.path) == [field] and error.validator == "pattern"
+
+    payload = {"name": "ui-bad-token", "block_type_id": type_id, "block_schema_id": schema_id,
+               "data": MALFORMED["token"]}  # fmt: skip
+    api = str(PREFECT_API_URL.value())
+    assert httpx.post(f"{api}/block_documents/", json=payload, timeout=30).status_code == 201
+    with pytest.raises(RuntimeError, match="due to failed validation") as refused:
+        InfinityCredentials.load("ui-bad-token")  # Prefect wraps our ValidationError
+    cause = refused.value.__cause__
+    assert isinstance(cause, ValidationError)
+    assert [e["loc"] for e in cause.errors()] == [("token",)]
+    assert SECRET not in str(refused.value) + str(cause) + caplog.text

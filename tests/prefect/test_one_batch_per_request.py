@@ -23,6 +23,7 @@ from prefect_synthdata.providers import ProviderConfig
 from prefect_synthdata.providers.infinity import InfinityProvider
 from prefect_synthdata.providers.local import LocalProvider
 from tests.conftest import subprocess_env
+from tests.prefect.conftest import running_prefect_server
 from tests.reference_server import ServerProcess, run_reference_server
 
 TOKEN = "one-batch-token"
@@ -147,3 +148,85 @@ def test_local_job_service_keeps_one_batch_per_name_across_services(tmp_path: Pa
     refs = at_once(RUNS, lambda: LocalProvider(state).submit(request))
     assert all(isinstance(ref, BatchRef) for ref in refs), refs
     assert len({ref.batch_id for ref in refs}) == 1
+
+
+#: A flow run that submits `request` once; with a `holding` path, its `find_batch` (run
+#: under the submit lease) touches that file and hangs, so it can be killed mid-lease.
+SUBMIT_OR_HANG = """
+import sys, time
+from pathlib import Path
+from pydantic import SecretStr
+from prefect import flow
+from prefect_synthdata.models import BatchRequest
+from prefect_synthdata.providers import ProviderConfig
+from prefect_synthdata.providers.infinity import InfinityProvider
+from prefect_synthdata.tasks import submit_batch
+
+url, token, request_file, holding = sys.argv[1:5]
+if holding != "-":
+    def hang(self, name):
+        Path(holding).touch()
+        time.sleep(3600)
+
+    InfinityProvider.find_batch = hang
+config = ProviderConfig(kind="infinity", url=url, token=SecretStr(token))
+request = BatchRequest.model_validate_json(Path(request_file).read_text())
+
+@flow(name="submit-or-hang")
+def submit_once():
+    return submit_batch(config, request)
+
+print(submit_once().batch_id)
+"""
+
+
+def test_a_killed_lease_holder_delays_the_next_runs_only_until_its_lease_lapses(
+    lease_server: ServerProcess, tmp_path: Path
+) -> None:
+    """On a real `prefect server start`: the holder is SIGKILLed inside find-or-submit; two
+    live runs wait for its lease to lapse (Prefect's 60 s minimum, reclaimed by the
+    server's repossessor), then submit one batch between them."""
+    config = ProviderConfig(kind="infinity", url=lease_server.url, token=SecretStr(TOKEN))
+    request = batches.prepare_request(
+        config.create(), "shapes", [SMALL], True, "lease-killed", seed=12
+    )
+    (tmp_path / "request.json").write_text(request.model_dump_json())
+    with running_prefect_server(
+        tmp_path, PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1"
+    ) as env:
+
+        def start(holding: str) -> subprocess.Popen[str]:
+            args = [lease_server.url, TOKEN, str(tmp_path / "request.json"), holding]
+            return subprocess.Popen(
+                [sys.executable, "-c", SUBMIT_OR_HANG, *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        holder = start(str(tmp_path / "holding"))
+        try:
+            deadline = time.monotonic() + 120
+            while not (tmp_path / "holding").exists():
+                assert time.monotonic() < deadline and holder.poll() is None
+                time.sleep(0.1)
+        finally:
+            holder.kill()  # SIGKILL: no release, no renewal
+            holder.wait()
+        killed = time.monotonic()
+        live = [start("-"), start("-")]
+        try:
+            outputs = [run.communicate(timeout=240)[0] for run in live]
+        finally:
+            for run in live:
+                run.kill()
+        waited = time.monotonic() - killed
+    assert [run.returncode for run in live] == [0, 0], outputs
+    assert len({out.strip().splitlines()[-1] for out in outputs}) == 1, outputs
+    assert not any("not granted" in out for out in outputs), outputs  # the lease was granted
+    assert 20 < waited < 120, waited  # held until the killed lease lapsed, not given up on
+    infinity = InfinityProvider(lease_server.url, SecretStr(TOKEN))
+    now = datetime.now(UTC)
+    listed = infinity.api.batches(now - timedelta(hours=1), now + timedelta(minutes=5))
+    assert [b["name"] for b in listed].count(request.name) == 1

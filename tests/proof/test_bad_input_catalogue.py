@@ -40,6 +40,7 @@ from prefect_synthdata.exceptions import (
     NotFoundError,
     ParameterValidationError,
     ServerResponseError,
+    StateFileError,
     TransientError,
     UnknownGeneratorError,
     UnsafeArchiveError,
@@ -220,6 +221,14 @@ def aws_block(name: str) -> Action:
     return flow(dest=f"s3://{BUCKET}/ds", storage=StoreOptions(aws_block=name))
 
 
+def corrupt_local_state(world: World) -> Any:
+    """Run on the local provider whose job database is not a SQLite file."""
+    database = SynthDataSettings().home / "local" / "jobs.sqlite3"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.write_bytes(b"not a database " * 500)
+    return world.generate(credentials="local")
+
+
 CASES: dict[str, Case] = {
     # generator names and parameters, validated by the service (infinity dialect)
     "unknown generator": Case(flow(generator="nope"), UnknownGeneratorError, ("'nope'",)),
@@ -247,7 +256,8 @@ CASES: dict[str, Case] = {
     "missing token": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url)), ValidationError, ("token",)),  # type: ignore[call-arg]
     "empty token": Case(lambda w: w.generate(credentials=w.provider(token="")), ConfigurationError, ("needs a server url and a token",)),
     "missing url": Case(lambda w: w.generate(credentials=InfinityCredentials(token=SecretStr(TOKEN))), ValidationError, ("url",)),  # type: ignore[call-arg]
-    "not an http url": Case(flow(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ConfigurationError, ("must start with http:// or https://",)),
+    "not an http url": Case(lambda w: w.generate(credentials=InfinityCredentials(url="ftp://127.0.0.1/", token=SecretStr(TOKEN))), ValidationError, ("url", "absolute http:// or https:// URL")),
+    "credentials token with a newline": Case(lambda w: w.generate(credentials=InfinityCredentials(url=w.server.url, token=SecretStr(TOKEN + "\n"))), ValidationError, ("token", "line break")),
     "closed port": Case(lambda w: w.generate(credentials=InfinityCredentials(url=closed_port_url(), token=SecretStr(TOKEN))), TransientError, ("connection refused", "http://127.0.0.1:", "giving up after 6 attempts")),
     "token with a trailing newline": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\n")), ValidationError, ("line break",)),
     "token with a non-latin-1 character": Case(lambda w: w.generate(credentials=w.provider(token=TOKEN + "\u2014")), ValidationError, ("outside latin-1",)),
@@ -274,6 +284,8 @@ CASES: dict[str, Case] = {
     "cli unknown generator": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--generator", "nope"), SystemExit, ("'nope'",)),
     "cli zero jobs": Case(cli("--provider", "infinity", "--url", "{url}", "--token", TOKEN, "--jobs", "0"), SystemExit, ("--jobs", "between 1 and 100000")),
     "cli param without =": Case(cli("--param", "width"), SystemExit, ("--param expects key=value",)),
+    "corrupt local state database": Case(corrupt_local_state, StateFileError, ("local/jobs.sqlite3 is not a usable SQLite database (file is not a database)", "move it away")),
+    "serve with a public url that is not http": Case(lambda w: main(["serve", "--token", "t", "--public-url", "ftp://127.0.0.1/"]), SystemExit, ("--public-url: must be an absolute http(s) URL",)),
     # result zips served to the client
     "zip member with ..": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("j1/../../evil.txt", b"x"))), UnsafeArchiveError, ("escapes the destination",)),
     "zip member with an absolute path": Case(served_zip(lambda: plain_zip(("j1/ok.txt", b"ok"), ("/tmp/evil.txt", b"x"))), UnsafeArchiveError, ("absolute",)),

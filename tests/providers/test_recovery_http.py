@@ -21,6 +21,7 @@ from prefect.client.schemas.objects import State
 from pydantic import SecretStr
 
 from prefect_synthdata import batches
+from prefect_synthdata.compat import zpy
 from prefect_synthdata.dataset.manifest import MANIFEST, Manifest, PublishedDataset
 from prefect_synthdata.exceptions import BatchFailedError, QuotaExceededError
 from prefect_synthdata.flows.generate import GenerateRequest
@@ -41,7 +42,7 @@ JOBS = 3  # one frame each
 QUOTA = JOBS  # one clean run per account: anything charged twice is refused
 POLL = batches.PollPolicy(initial_seconds=0.1, cap_seconds=0.5, deadline_seconds=120)
 #: One account per test and dialect, so that each has its own quota.
-TOKENS = [f"recovery-{case}-{kind}" for case in ("failed", "lost", "packaging", "flow") for kind in ("infinity", "zpy")]  # fmt: skip
+TOKENS = [f"recovery-{case}-{kind}" for case in ("failed", "lost", "packaging", "flow", "compat") for kind in ("infinity", "zpy")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +252,21 @@ def test_the_generate_flow_recovers_its_cached_batch_on_the_next_run(
 def files_of(dataset: PublishedDataset) -> list[tuple[str, str]]:
     manifest = Manifest.model_validate_json((Path(dataset.uri) / MANIFEST).read_bytes())
     return [(f.path, f.sha256) for f in manifest.files]
+
+
+def test_the_zpy_style_generate_recovers_a_failed_dataset_of_the_same_name(
+    broken_server: ServerProcess, tmp_path: Path
+) -> None:
+    """`compat.zpy.generate` adopts a dataset by name; a failed one is generated again."""
+    zpy.init("recovery-compat-zpy", base_url=broken_server.url, cache_dir=tmp_path / "cache")
+    config = zpy.DatasetConfig("shapes")
+    config.set("width", 64)
+    config.set("height", 64)
+    with blocked(broken_server.data_dir / "engine" / "results"):
+        failed = zpy.generate("compat recovery", config, num_datapoints=JOBS)
+        with pytest.raises(BatchFailedError, match="GENERATING_FAILED"):
+            failed.wait(timeout=60, polling_interval=0.2)
+    again = zpy.generate("compat recovery", config, num_datapoints=JOBS, materialize=True,
+                         download_dir=tmp_path, timeout=120)  # fmt: skip
+    assert again.id == failed.id and again.state == "READY"
+    assert_charged_once(provider(broken_server, "zpy", "compat"))

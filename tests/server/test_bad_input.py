@@ -17,7 +17,7 @@ import requests
 
 from tests.conftest import subprocess_env
 from tests.reference_server import ServerProcess
-from tests.server.conftest import Api
+from tests.server.conftest import TOKENS, Api
 
 RUN = {"name": "shapes", "is_preview": False, "param_values": {"width": 64, "height": 64}}
 
@@ -188,3 +188,90 @@ def test_schemathesis_finds_no_server_error(quota_server: ServerProcess, tmp_pat
     summary = result.stdout.split("SUMMARY")[-1]
     assert " passed" in summary and "failed" not in summary and "errored" not in summary, summary
     assert "Traceback" not in quota_server.log()
+
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+#: (method, path, body, extra headers): malformed paths, queries and bodies of both dialects.
+MALFORMED = [
+    ("GET", "/api/v1/files/?run__sim__nope=x", None, {}),
+    ("GET", "/api/v1/files/?__=x", None, {}),
+    ("GET", "/api/v1/files/?~=x", None, {}),
+    ("GET", "/api/v1/files/?run__id__in=" + ",".join(["a"] * 1001), None, {}),
+    ("GET", "/api/v1/files/?page=0", None, {}),
+    ("GET", "/api/v1/files/?page=%F0%9F%92%A5", None, {}),
+    ("GET", "/api/v1/files/?page-size=1e3", None, {}),
+    ("GET", "/api/v1/files/?page=99999999999999999999", None, {}),
+    ("GET", "/api/v1/files/%2e%2e%2f%2e%2e%2fsigning.key/", None, {}),
+    ("GET", "/api/v1/files/" + "x" * 5000 + "/", None, {}),
+    ("GET", "/api/v1/simruns/?config=" + "k:v," * 3000, None, {}),
+    ("GET", "/api/batch/?start_time=%ff%fe", None, {}),
+    ("GET", "/api/job_runs/counts/?start_time=9999-99-99", None, {}),
+    ("GET", "/results/files/x/y.png?expires=%ff&sig=%ff", None, {}),
+    ("GET", "/results/jobs/x.zip?expires=1e10&sig=x", None, {}),
+    ("GET", "/results/jobs/x.zip?expires=" + "9" * 30 + "&sig=x", None, {}),
+    ("POST", "/api/batch/", b"[" * 100_000 + b"]" * 100_000, JSON),
+    ("POST", "/api/batch/", b'{"name": "x", "job_runs": NaN}', JSON),
+    ("POST", "/api/batch/", b'{"name": "x", "job_runs": [{"name": "shapes", "param_values": {"width": Infinity}}]}', JSON),
+    ("POST", "/api/batch/", b"", JSON),
+    ("POST", "/api/batch/", b'{"name": "x"}', {"Content-Type": "text/plain"}),
+    ("POST", "/api/batch/", b'{"name": "x", "name": 2, "job_runs": []}', JSON),
+    ("POST", "/api/batch/estimate/", b"\x00" * 1000, JSON),
+    ("POST", "/api/v1/datasets/", b"project=%ff&name=%fe", FORM),
+    ("POST", "/api/v1/datasets/", b"=&=&&&", FORM),
+    ("POST", "/api/v1/datasets/", b"--x\r\nbroken multipart", {"Content-Type": "multipart/form-data; boundary=x"}),
+    ("POST", "/api/v1/datasets/", b"project=a", {"Content-Type": "multipart/form-data"}),
+    ("POST", "/api/v1/projects/", b"name=" + b"n" * 100_000, FORM),
+    ("POST", "/api/v1/datasets/x/generate/", b"sim=shapes&amount=1&config=" + b"[" * 50_000, FORM),
+    ("POST", "/api/v1/datasets/x/generate/", b"sim=shapes&amount=-1", FORM),
+    ("DELETE", "/api/v1/datasets/x/", None, {}),
+    ("PUT", "/api/batch/", b"{}", JSON),
+]  # fmt: skip
+
+
+#: Odd but well-formed: answered normally.
+ODD_BUT_VALID = [
+    ("GET", "/api/v1/files/?run__sim__in=", None, {}),
+    ("GET", "/api/v1/files/?path__icontains=%00%ff%fe", None, {}),
+    ("GET", "/api/v1/files/?run__id__in=" + ",".join(["a"] * 1000), None, {}),
+    ("GET", "/api/v1/datasets/?name__in=" + ",".join(["a"] * 5000), None, {}),
+]
+
+
+def _raw_request(
+    server: ServerProcess, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in {"Authorization": f"Token {TOKENS[0]}", **headers}.items():
+        connection.putheader(name, value)
+    if body is not None:
+        connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    answer = connection.getresponse()
+    payload = answer.read()
+    connection.close()
+    return answer.status, payload
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers"), MALFORMED, ids=lambda v: str(v)[:50]
+)
+def test_malformed_requests_get_a_json_4xx(
+    server: ServerProcess, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> None:
+    status, payload = _raw_request(server, method, path, body, headers)
+    assert 400 <= status < 500, (status, payload[:500])
+    detail = json.loads(payload)["detail"]
+    assert isinstance(detail, str) and detail
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers"), ODD_BUT_VALID, ids=lambda v: str(v)[:50]
+)
+def test_odd_but_valid_requests_are_answered(
+    server: ServerProcess, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> None:
+    status, payload = _raw_request(server, method, path, body, headers)
+    assert status == 200 and json.loads(payload)["count"] == 0, (status, payload[:500])

@@ -133,3 +133,14 @@ def test_bad_public_url_exits_2(bad: str, capsys: pytest.CaptureFixture[str]) ->
         build_parser().parse_args(["--token", "t", "--public-url", bad])
     assert exited.value.code == 2
     assert "--public-url: must" in capsys.readouterr().err
+
+
+def test_a_wildcard_bind_address_warns_that_urls_are_unreachable() -> None:
+    from prefect_synthdata.server.run import public_url_notice
+
+    wildcard = config_from_args(build_parser().parse_args(["--token", "t", "--host", "0.0.0.0"]))
+    assert public_url_notice(wildcard.public_url).startswith("warning: signed result URLs on")
+    assert "--public-url" in public_url_notice("http://[::]:8080")
+    assert (
+        public_url_notice("http://127.0.0.1:8080") == "signed result URLs on http://127.0.0.1:8080"
+    )

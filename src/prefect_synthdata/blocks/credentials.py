@@ -30,20 +30,62 @@ from typing import Annotated, Any, Literal, cast
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
-from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, SecretStr
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SecretStr,
+    field_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema as cs
 
 from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.providers import Provider, ProviderConfig
+from prefect_synthdata.providers.trust import (
+    SERVICE_URL_PATTERN,
+    TOKEN_PATTERN,
+    service_url_problem,
+    token_problem,
+)
 from prefect_synthdata.settings import SynthDataSettings
 
 
 class ProviderCredentials(CredentialsBlock, ABC):
-    """Interface of the provider credentials blocks: `get_client()` returns a ready `Provider`."""
+    """Interface of the provider credentials blocks: `get_client()` returns a ready `Provider`.
 
-    url: str = Field(description="Base URL of the generation service.")
-    token: SecretStr = Field(description="API token; stored encrypted and never logged.")
+    A malformed URL or token is refused when the block is created (in Python, or loaded
+    after the API stored it): one validation error naming the field, never showing the
+    token. The fields' `pattern`s let the UI's form refuse them before saving.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    url: str = Field(
+        description="Base URL of the generation service.",
+        json_schema_extra={"pattern": SERVICE_URL_PATTERN},
+    )
+    token: SecretStr = Field(
+        description="API token; stored encrypted and never logged.",
+        json_schema_extra={"pattern": TOKEN_PATTERN},
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _service_url(cls, url: str) -> str:
+        problem = service_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+    @field_validator("token")
+    @classmethod
+    def _sendable_token(cls, token: SecretStr) -> SecretStr:
+        problem = token_problem(token.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return token
 
     @abstractmethod
     def provider_config(self) -> ProviderConfig:

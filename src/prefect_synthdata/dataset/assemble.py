@@ -9,7 +9,7 @@ Layout of the assembled folder (the published layout, minus `_SUCCESS`):
 Job folders are named by the job's position in the batch (`000000`, ...), not by the
 provider's job id, so the same request gives byte-identical files on any server.
 Image, annotation and category ids are renumbered so they are unique across jobs;
-`file_name` (and the `iseg_file`, `cseg_file`, `depth_file` extras) are relative to
+`file_name` (and the `iseg_file`, `cseg_file`, `depth_file`, `normal_file` extras) are relative to
 the dataset folder, so pycocotools loads the file as is.
 
 Every job is a video (a still job a video of one frame), in COCO-VID / TAO form:
@@ -47,7 +47,7 @@ from prefect_synthdata.dataset.manifest import (
 )
 from prefect_synthdata.dataset.quality import QualityGate, count
 
-FILE_FIELDS = ("file_name", "iseg_file", "cseg_file", "depth_file")
+FILE_FIELDS = ("file_name", "iseg_file", "cseg_file", "depth_file", "normal_file")
 
 
 def merge_coco(jobs: list[tuple[str, Path]]) -> dict[str, Any]:

@@ -40,7 +40,8 @@ from prefect_synthdata.engine.executors import (
 )
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.results import DirectoryResults, ResultsStore
-from prefect_synthdata.exceptions import NotFoundError
+from prefect_synthdata.engine.statedb import open_state_db
+from prefect_synthdata.exceptions import NotFoundError, StateFileError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
 
 MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed
@@ -123,14 +124,14 @@ class JobService:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.results = results or DirectoryResults(self.state_dir / "results")
         self.workers = workers or default_workers()
-        self.executor: Executor = executor or ProcessPool(self.workers)
-        self._db = sqlite3.connect(
-            self.state_dir / "jobs.sqlite3", check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        try:
+            self._db = open_state_db(self.state_dir / "jobs.sqlite3", SCHEMA)
+        except StateFileError:
+            if executor is not None:  # handed to this service, which would have closed it
+                executor.close()
+            raise
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
-        self._db.executescript(SCHEMA)
+        self.executor: Executor = executor or ProcessPool(self.workers)
         present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for name, declaration in ADDED_COLUMNS:
             if name not in present:
@@ -291,6 +292,10 @@ class JobService:
         """A local folder with the files of a succeeded job (from S3: a cached copy),
         else NotFoundError."""
         return self.results.local_dir(self._succeeded(job_id))
+
+    def result_files(self, job_id: str) -> list[tuple[str, int]]:
+        """`(name, size)` of each file of a succeeded job's result, else NotFoundError."""
+        return self.results.files(self._succeeded(job_id))
 
     def copy_result(self, job_id: str, dest: Path) -> None:
         """Put the files of a succeeded job in the new folder `dest` (whole or not at all)."""

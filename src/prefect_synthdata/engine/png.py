@@ -41,6 +41,7 @@ RGB = PngProfile(FILTER_UP, zlib.Z_HUFFMAN_ONLY)  # sensor noise: matching strin
 INSTANCES = PngProfile(FILTER_UP, zlib.Z_RLE)  # flat regions of 16-bit ids
 CATEGORIES = PngProfile(FILTER_NONE, zlib.Z_RLE)  # flat regions of 8-bit ids
 DEPTH = PngProfile(FILTER_SUB, zlib.Z_RLE)  # planes without camera roll are constant along rows
+NORMALS = PngProfile(FILTER_SUB, zlib.Z_RLE)  # flat faces are constant, curved ones smooth
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

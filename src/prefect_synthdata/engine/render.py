@@ -8,6 +8,8 @@ This is the per-job result layout every provider hands to the dataset builder:
     <job dir>/image.NNNNNN.iseg.png         instance ids, 16-bit (0 = background)
     <job dir>/image.NNNNNN.cseg.png         category ids, 8-bit (0 = background)
     <job dir>/image.NNNNNN.depth.png        depth along the optical axis in millimetres, 16-bit
+    <job dir>/image.NNNNNN.normal.png       camera-space normals, 8-bit RGB (generators that
+                                            offer them; `Frame` says how they are encoded)
 
 `labels.json` images carry `frame_number`, the map file names and `metadata`
 (camera, lighting, seed); annotations carry `track_id` (stable across a video's
@@ -71,6 +73,10 @@ def render_job(
         png.write_png(out_dir / f"{stem}.depth.png", frame.depth, png.DEPTH)
         height, width = frame.iseg.shape
         image_id = index + 1
+        maps = {}
+        if frame.normals is not None:
+            png.write_png(out_dir / f"{stem}.normal.png", frame.normals, png.NORMALS)
+            maps["normal_file"] = f"{stem}.normal.png"
         images.append(
             {
                 "id": image_id,
@@ -81,6 +87,7 @@ def render_job(
                 "iseg_file": f"{stem}.iseg.png",
                 "cseg_file": f"{stem}.cseg.png",
                 "depth_file": f"{stem}.depth.png",
+                **maps,
                 "metadata": frame.metadata,
             }
         )

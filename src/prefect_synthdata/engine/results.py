@@ -80,6 +80,10 @@ class ResultsStore(Protocol):
         """Put the job's files in the new folder `dest`, which appears whole or not at all."""
         ...
 
+    def files(self, job_id: str) -> list[tuple[str, int]]:
+        """`(name, size)` of each of the job's files, by name (NotFoundError unless complete)."""
+        ...
+
     def zip_url(self, job_id: str, ttl_seconds: int) -> str | None:
         """A pre-signed URL of the job's zip valid for `ttl_seconds`, if this store has one."""
         ...
@@ -145,6 +149,10 @@ class DirectoryResults:
 
     def copy_to(self, job_id: str, dest: Path) -> None:
         _copy_atomically(self.local_dir(job_id), dest)
+
+    def files(self, job_id: str) -> list[tuple[str, int]]:
+        folder = self.local_dir(job_id)
+        return [(f.name, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file()]
 
     def zip_url(self, job_id: str, ttl_seconds: int) -> str | None:
         return None  # the service serves its own signed URLs
@@ -232,6 +240,13 @@ class S3Results:
             self._seen_complete.clear()
         self._seen_complete[job_id] = time.monotonic()
         return True
+
+    def files(self, job_id: str) -> list[tuple[str, int]]:
+        """From the marker alone: one small GET, nothing downloaded."""
+        marker = self._marker(job_id)
+        if marker is None:
+            raise NotFoundError(f"job {job_id!r} has no result")
+        return sorted((name, int(meta["size"])) for name, meta in marker["files"].items())
 
     def copy_to(self, job_id: str, dest: Path) -> None:
         """Download the job's zip, check it against the marker, extract it safely, rename."""

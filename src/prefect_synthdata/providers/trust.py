@@ -118,6 +118,28 @@ def server_objects(value: Any, field: str, server: str) -> list[dict[str, Any]]:
     return value
 
 
+#: The end of the text in a pattern both Python and JavaScript (the UI's forms) read alike:
+#: their `$` differ (Python's also matches before a final newline).
+END = r"(?![\s\S])"
+#: The tokens `token_problem` lets through, as a JSON-schema `pattern` for forms: printable
+#: ASCII and latin-1, no whitespace or control characters.
+TOKEN_PATTERN = "^[!-~\u0080-\u0084\u0086-\u009f\u00a1-\u00ff]+" + END
+#: A service's base URL: absolute http or https with a host, no whitespace.
+SERVICE_URL_PATTERN = r"^https?://[^\s/?#]+([/?#]\S*)?" + END
+
+
+def service_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a generation service's base URL, or None.
+
+    Example:
+        >>> service_url_problem("http://127.0.0.1:8000"), service_url_problem("127.0.0.1:8000")
+        (None, 'the server URL must be an absolute http:// or https:// URL with a host and no whitespace')
+    """
+    if re.match(SERVICE_URL_PATTERN, url) is None:
+        return "the server URL must be an absolute http:// or https:// URL with a host and no whitespace"
+    return None
+
+
 def token_problem(token: str) -> str | None:
     """Why `token` cannot be sent in an Authorization header, or None; never quotes it.
 

@@ -348,7 +348,8 @@ class ZpyProvider:
         """
         dataset = self._dataset_by_name(name) or self._create_dataset(name)
         dataset_id = server_id(dataset.get("id"), "dataset id", self.api.base_url)
-        self._generate_again(dataset_id, sim, config, amount)
+        if str(dataset.get("state", "")).upper() in RECOVERABLE_STATES:
+            self._generate_again(dataset_id, sim, config, amount)
         for _ in range(SUBMIT_ATTEMPTS):
             if self._generated(dataset_id):
                 return dataset_id

@@ -69,7 +69,9 @@ def authenticate(registry: TokenRegistry, header: str | None) -> str:
     return owner
 
 
-def current_owner(request: Request, header: Annotated[str | None, Depends(AUTH_HEADER)]) -> str:
+async def current_owner(
+    request: Request, header: Annotated[str | None, Depends(AUTH_HEADER)]
+) -> str:
     """FastAPI dependency: the caller's account id, or 401 naming what is wrong."""
     return authenticate(request.app.state.tokens, header)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
 
@@ -89,7 +88,7 @@ class ServerContext:
         Built on `config.public_url`, never on the request's `Host` header (which the client chooses).
         """
         base = self.config.public_url + route_path(request.app, route, **path)
-        return f"{base}?{urlencode(self.signer.sign(resource, owner))}"
+        return f"{base}?{self.signer.query(resource, owner)}"
 
     def close(self) -> None:
         self.service.close()
@@ -115,7 +114,7 @@ def route_path(app: FastAPI, route: str, **params: str) -> str:
     return _route_template(app, route, tuple(sorted(params))).format(**params)
 
 
-def get_context(request: Request) -> ServerContext:
+async def get_context(request: Request) -> ServerContext:
     """FastAPI dependency: the app's `ServerContext`."""
     context: ServerContext = request.app.state.context
     return context

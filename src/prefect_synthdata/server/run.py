@@ -11,11 +11,14 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from prefect_synthdata.engine.generators import GENERATORS
-from prefect_synthdata.exceptions import ConfigurationError
+from prefect_synthdata.engine.jobs import SCHEMA as JOBS_SCHEMA
+from prefect_synthdata.engine.statedb import open_state_db
+from prefect_synthdata.exceptions import ConfigurationError, StateFileError
 from prefect_synthdata.server.app import create_app
 from prefect_synthdata.server.auth import owner_id
 from prefect_synthdata.server.config import (
@@ -25,6 +28,7 @@ from prefect_synthdata.server.config import (
     build_parser,
     config_from_args,
 )
+from prefect_synthdata.server.signing import UrlSigner
 from prefect_synthdata.server.store import ZpyStore
 
 SIGNATURE = re.compile(r"([?&]sig=)[^&\s\"]*")
@@ -47,13 +51,45 @@ class RedactSignatures(logging.Filter):
         return True
 
 
+def public_url_notice(public_url: str) -> str:
+    """The start-up line about the base URL of signed result URLs (a warning if unreachable).
+
+    Example:
+        >>> public_url_notice("http://0.0.0.0:8080").startswith("warning")
+        True
+    """
+    if urlsplit(public_url).hostname in ("0.0.0.0", "::"):
+        return (
+            f"warning: signed result URLs on {public_url}, which clients cannot reach; "
+            "set --public-url to the address they use"
+        )
+    return f"signed result URLs on {public_url}"
+
+
+def open_state(config: ServerConfig) -> ZpyStore:
+    """Check every state file of the data dir before serving; the zpy store, opened.
+
+    StateFileError naming the first file that is unusable (the server would otherwise
+    fail inside its startup, with a traceback naming no file).
+    """
+    data_dir = config.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateFileError(data_dir, f"data dir {data_dir} cannot be made ({exc})") from None
+    jobs = data_dir / "engine" / "jobs.sqlite3"
+    if jobs.exists():
+        open_state_db(jobs, JOBS_SCHEMA).close()
+    UrlSigner.load(data_dir, config.url_ttl_seconds)
+    return ZpyStore(data_dir / "zpy.sqlite3")
+
+
 def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve until interrupted; SIGTERM/SIGINT stop it cleanly (unfinished jobs resume next start)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = ZpyStore(config.data_dir / "zpy.sqlite3")
+    store = open_state(config)
     for index, token in enumerate(config.tokens):
         project = store.default_project(owner_id(token.get_secret_value()))
         print(
@@ -62,7 +98,7 @@ def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     store.close()
     for name, reason in sorted(GENERATORS.unavailable.items()):
         print(f"unavailable generator {name!r}: {reason}", file=sys.stderr, flush=True)
-    print(f"signed result URLs on {config.public_url}", file=sys.stderr, flush=True)
+    print(public_url_notice(config.public_url), file=sys.stderr, flush=True)
     if config.faults.enabled:
         print(f"fault injection ON: {config.faults.model_dump()}", file=sys.stderr, flush=True)
     logging.getLogger("uvicorn.access").addFilter(RedactSignatures())
@@ -72,13 +108,20 @@ def serve(config: ServerConfig, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """`synthdata serve` with parsed arguments; 2 on a configuration error."""
+    """`synthdata serve` with parsed arguments; 2 on a configuration error, 1 on a broken state file."""
     try:
         config = config_from_args(args)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    serve(config, host=args.host, port=args.port)
+    try:
+        serve(config, host=args.host, port=args.port)
+    except StateFileError as exc:
+        print(
+            f"synthdata serve: {exc.problem}; move it away or point --data-dir elsewhere",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

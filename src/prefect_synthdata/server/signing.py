@@ -25,6 +25,10 @@ import secrets
 import time
 from pathlib import Path
 
+from prefect_synthdata.exceptions import StateFileError
+
+KEY_BYTES = 32
+
 
 class SignatureError(Exception):
     """The URL's signature is wrong or expired."""
@@ -35,26 +39,49 @@ class UrlSigner:
 
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per signature: no re-keying
         self.ttl_seconds = ttl_seconds
 
     @classmethod
     def load(cls, data_dir: Path, ttl_seconds: int) -> UrlSigner:
-        """The signer of `data_dir`, creating its key file (mode 0600) on first use."""
+        """The signer of `data_dir`, creating its key file (mode 0600) on first use.
+
+        StateFileError if the file is not the hex key this creates (URLs signed with an
+        earlier key stop working when it is replaced).
+        """
         path = data_dir / "signing.key"
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        return cls(bytes.fromhex(path.read_text().strip()), ttl_seconds)
+                handle.write(secrets.token_hex(KEY_BYTES))
+        try:
+            key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            raise StateFileError(path, f"signing key {path} is unreadable ({exc})") from None
+        if len(key) < KEY_BYTES:
+            raise StateFileError(
+                path, f"signing key {path} holds {len(key)} bytes, not {KEY_BYTES} (hex)"
+            )
+        return cls(key, ttl_seconds)
 
     def _mac(self, resource: str, owner: str, expires: int) -> str:
-        message = f"{resource}\n{owner}\n{expires}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(f"{resource}\n{owner}\n{expires}".encode())
+        return mac.hexdigest()
 
     def sign(self, resource: str, owner: str) -> dict[str, str]:
         """Query parameters granting access to `resource` of `owner` for `ttl_seconds`."""
         expires = int(time.time()) + self.ttl_seconds
         return {"expires": str(expires), "sig": self._mac(resource, owner, expires)}
+
+    def query(self, resource: str, owner: str) -> str:
+        """`sign(resource, owner)` as a URL query string (digits and hex digits need no quoting).
+
+        Example:
+            >>> UrlSigner(b"k" * 32, ttl_seconds=60).query("job:1", "acct-a").startswith("expires=")
+            True
+        """
+        return "&".join(f"{name}={value}" for name, value in self.sign(resource, owner).items())
 
     def verify(self, resource: str, owner: str, expires: str, sig: str) -> None:
         """SignatureError unless `sig` was made by `sign(resource, owner)` and has not expired."""

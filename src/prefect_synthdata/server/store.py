@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prefect_synthdata.engine.statedb import open_state_db
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, created TEXT NOT NULL
@@ -45,6 +47,9 @@ CREATE TABLE IF NOT EXISTS dataset_simruns (
     dataset TEXT NOT NULL, simrun TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (dataset, idx)
 );
 CREATE INDEX IF NOT EXISTS dataset_simruns_run ON dataset_simruns(simrun);
+"""
+#: Tables added later; a database without them gets every simrun's files recorded.
+FILES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, simrun TEXT NOT NULL, sim TEXT NOT NULL,
     sim_id TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
@@ -85,12 +90,10 @@ class ZpyStore:
     """Thread-safe access to the zpy tables."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_state_db(path, SCHEMA)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
         upgrade = not self._db.execute("SELECT 1 FROM sqlite_master WHERE name='files'").fetchall()
-        self._db.executescript(SCHEMA)
+        self._db.executescript(FILES_SCHEMA)
         if upgrade:  # simruns of a server that did not record files yet: record them all
             self._db.execute(
                 "INSERT OR IGNORE INTO unrecorded_simruns SELECT id, owner FROM simruns"

@@ -340,7 +340,7 @@ def _files(request: Request) -> FileIndex:
 
 
 @router.get("/files/", summary="Files of finished simruns, with signed URLs")
-def list_files(
+async def list_files(
     ctx: Context,
     owner: Owner,
     request: Request,

@@ -40,7 +40,10 @@ class Frame:
 
     `rgb` is (H, W, 3) uint8; `iseg` holds instance ids (0 = background) as uint16,
     `cseg` category ids as uint8 and `depth` millimetres along the optical axis as
-    uint16; `instances` maps each instance id found in `iseg` to its record.
+    uint16; `instances` maps each instance id found in `iseg` to its record. Optional
+    `normals` (H, W, 3) uint8 are unit surface normals in camera axes (OpenCV: x right,
+    y down, z forward), each component stored as round((n + 1) * 127.5), and 0, 0, 0
+    where no surface was hit.
     """
 
     rgb: np.ndarray
@@ -49,6 +52,7 @@ class Frame:
     depth: np.ndarray
     instances: dict[int, Instance]
     metadata: dict[str, Any] = field(default_factory=dict)
+    normals: np.ndarray | None = None
 
 
 class Generator(ABC):
@@ -128,6 +132,16 @@ MIN_VISIBLE_PIXELS = param(
     False,
     min=1,
     max=100000,
+)
+#: Label filter shared by every generator: a mostly hidden object is an ignore region.
+MIN_VISIBILITY = param(
+    "min_visibility",
+    "float",
+    0.1,
+    "Label filter: objects less visible than this fraction become ignore regions.",
+    False,
+    min=0.0,
+    max=1.0,
 )
 #: Re-render an earlier job (the Infinity `state` parameter).
 STATE = param(
@@ -230,15 +244,7 @@ def common_params(max_objects: int, default_objects: int) -> list[ParamSpec]:
             max=0.1,
         ),
         MIN_VISIBLE_PIXELS,
-        param(
-            "min_visibility",
-            "float",
-            0.1,
-            "Label filter: objects less visible than this fraction become ignore regions.",
-            False,
-            min=0.0,
-            max=1.0,
-        ),
+        MIN_VISIBILITY,
         SEED,
         STATE,
     ]

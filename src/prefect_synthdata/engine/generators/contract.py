@@ -110,6 +110,15 @@ def check_frame(
                 f"{field} must be a ({height}, {width}) {np.dtype(dtype).name} array,"
                 f" got {_describe(array)}"
             )
+    normals = frame.normals
+    if normals is not None and (
+        not isinstance(normals, np.ndarray)
+        or normals.dtype != np.uint8
+        or normals.shape != (height, width, 3)
+    ):
+        raise fail(
+            f"normals must be a ({height}, {width}, 3) uint8 array, got {_describe(normals)}"
+        )
     if not isinstance(frame.instances, dict):
         raise fail("instances must be a dict of instance id -> Instance")
     counts = np.bincount(frame.iseg.ravel(), minlength=1)

@@ -12,16 +12,19 @@ so masks are hard-edged while RGB is antialiased), category ids looked up from t
 instance ids, depth in millimetres along the optical axis from the Z pass (0 where
 the ray leaves the scene, clipped at 65.535 m). Each image's metadata holds the
 intrinsics `K` and the world-to-camera pose (OpenCV axes). Files are written by
-the engine's own PNG writer, so a re-render gives byte-identical files, with one
-measured exception: OpenImageDenoise on the CPU is not bit-reproducible between
-runs (about 1 value in 10^4 of a denoised frame ends one 8-bit level apart), so
-with `denoise` on only the RGB files may differ; maps and labels stay identical.
-Without denoising every output is identical across processes, thread counts and
-the order in which a worker renders its scenes.
+the engine's own PNG writer, so a re-render gives byte-identical files, across
+processes, thread counts and the order in which a worker renders its scenes, with
+the denoiser on or off. That needs exact float input to Cycles: Blender's primitive
+operators and its smooth-normal computation differ in the last bit from one process
+to the next (measured, cause inside Blender), and OpenImageDenoise spreads
+such a difference over a neighbourhood, where it crossed an 8-bit rounding boundary
+about once in 10^4 values; so `scene.py` scales the meshes and computes their smooth
+normals with numpy (OpenImageDenoise itself is deterministic on identical input).
 
-`Instance.pixels` is the visible pixel count (Cycles gives no amodal mask without
-a render per object), so every annotation's `visibility` is 1.0 and
-`min_visibility` has no effect here; `min_visible_pixels` does.
+`Instance.pixels` is the object's amodal area, the pixels it would cover with nothing
+in front of it, from its triangles projected through the camera (`amodal.py`; about
+1-2% of a frame's CPU time), so `visibility` and `min_visibility` mean what they do
+for the built-in generators.
 
 Example:
     >>> BlenderGenerator().spec.name  # doctest: +SKIP
@@ -40,6 +43,7 @@ import numpy as np
 from prefect_synthdata.engine.generators import RENDER_THREADS_ENV
 from prefect_synthdata.engine.generators.base import (
     FRAMES,
+    MIN_VISIBILITY,
     MIN_VISIBLE_PIXELS,
     SEED,
     STATE,
@@ -59,7 +63,7 @@ NO_HIT = 1e9  # Cycles' Z pass where a ray leaves the scene is 1e10
 
 SPEC = GeneratorSpec(
     name="blender",
-    version="1",
+    version="2",  # 2: denoised by default, numpy geometry, real visibility
     description="Photoreal tabletop and bin scenes of primitives and procedural meshes, "
     "rendered by Blender Cycles (CPU) with OpenImageDenoise; exact ground truth from its passes.",
     preview=True,
@@ -87,9 +91,16 @@ SPEC = GeneratorSpec(
         param(
             "denoise",
             "bool",
+            True,
+            "Denoise with OpenImageDenoise (clean at 16 samples; without it, noisy below"
+            " a few hundred).",
             False,
-            "Denoise with OpenImageDenoise (cleaner at few samples, but its RGB is not"
-            " bit-reproducible: a few values per frame may differ by one level between runs).",
+        ),
+        param(
+            "normals",
+            "bool",
+            False,
+            "Also write camera-space surface normals (image.NNNNNN.normal.png, 8-bit RGB).",
             False,
         ),
         FRAMES,
@@ -112,15 +123,7 @@ SPEC = GeneratorSpec(
             max=10.0,
         ),
         MIN_VISIBLE_PIXELS,
-        param(
-            "min_visibility",
-            "float",
-            0.0,
-            "Unused here (visibility is always 1.0).",
-            False,
-            min=0.0,
-            max=1.0,
-        ),
+        MIN_VISIBILITY,
         SEED,
         STATE,
     ],
@@ -169,13 +172,32 @@ class BlenderGenerator(Generator):
                     "denoise": params["denoise"],
                 },
             }
-            yield to_frame(passes, scene.category_ids(), metadata)
+            frame = to_frame(passes, scene.category_ids(), scene.amodal_pixels(), metadata)
+            if "normal" in passes:
+                frame.normals = to_normal8(passes["normal"], scene.world_to_camera())
+            yield frame
+
+
+def to_normal8(world: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Cycles' world-space normal pass (averaged over a pixel's samples, 0 where none hit)
+    to unit camera-space normals in 8 bits: round((n + 1) * 127.5), 0, 0, 0 for no surface."""
+    camera = world.astype(np.float64) @ rotation.T
+    length = np.linalg.norm(camera, axis=-1, keepdims=True)
+    hit = length[..., 0] > 1e-6
+    unit = np.divide(camera, length, out=np.zeros_like(camera), where=length > 1e-6)
+    encoded = np.rint((unit + 1.0) * 127.5).astype(np.uint8)
+    encoded[~hit] = 0
+    return encoded
 
 
 def to_frame(
-    passes: dict[str, np.ndarray], categories: np.ndarray, metadata: dict[str, Any]
+    passes: dict[str, np.ndarray],
+    categories: np.ndarray,
+    amodal: np.ndarray,
+    metadata: dict[str, Any],
 ) -> Frame:
-    """A `Frame` from the passes of `Scene.render`; `categories[i]` is instance i's category id."""
+    """A `Frame` from the passes of `Scene.render`; `categories[i]` and `amodal[i]` are
+    instance i's category id and unoccluded pixel count (`Scene.amodal_pixels`)."""
     iseg = np.rint(passes["index"]).astype(np.uint16)
     depth = passes["depth"]
     depth_mm = np.where(depth < NO_HIT, np.clip(np.rint(depth * 1000.0), 0, 65535), 0)
@@ -184,13 +206,13 @@ def to_frame(
         iseg=iseg,
         cseg=categories[iseg],
         depth=depth_mm.astype(np.uint16),
-        instances=_instances(iseg, categories),
+        instances=_instances(iseg, categories, amodal),
         metadata=metadata,
     )
 
 
-def _instances(iseg: np.ndarray, categories: np.ndarray) -> dict[int, Instance]:
-    """A record per instance id in the map: its visible pixels and their bounding region."""
+def _instances(iseg: np.ndarray, categories: np.ndarray, amodal: np.ndarray) -> dict[int, Instance]:
+    """A record per instance id in the map: its amodal pixels and its visible region."""
     counts = np.bincount(iseg.ravel(), minlength=categories.size)
     instances = {}
     for instance_id in np.flatnonzero(counts[1:]) + 1:
@@ -199,7 +221,9 @@ def _instances(iseg: np.ndarray, categories: np.ndarray) -> dict[int, Instance]:
         instances[int(instance_id)] = Instance(
             category_id=int(categories[instance_id]),
             track_id=int(instance_id),
-            pixels=int(counts[instance_id]),
+            # never below the visible count: the index pass's edge pixels follow its
+            # first sample, the amodal count pixel centres (see amodal.py)
+            pixels=int(max(amodal[instance_id], counts[instance_id])),
             region=(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1),
         )
     return instances
