@@ -1,9 +1,10 @@
-"""The job service's two executors side by side: a local process pool and a Dask cluster.
+"""The job service's two executors side by side: a local process pool and a Dask cluster,
+the latter with results in a directory and on an S3 prefix (moto's server, a process).
 
-Both render the same batches through `JobService` (SQLite state, results on disk) with
-two render processes: the pool's two spawned processes, or two `dask worker` processes
-(one thread each, no nanny) of a `dask scheduler`, all on 127.0.0.1. Each variant is
-warmed up once (processes started, engine imported), then the variants alternate.
+All render the same batches through `JobService` (SQLite state) with two render
+processes: the pool's two spawned processes, or two `dask worker` processes (one thread
+each, no nanny) of a `dask scheduler`, all on 127.0.0.1. Each variant is warmed up once
+(processes started, engine imported), then the variants alternate.
 
 - small jobs: many 32x32 preview jobs, so a job's time is mostly the executor's
   overhead (submit, schedule, report, record): milliseconds per job;
@@ -15,6 +16,7 @@ warmed up once (processes started, engine imported), then the variants alternate
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -26,11 +28,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prefect_synthdata.engine.executors import DaskExecutor, Executor, ProcessPool
+from prefect_synthdata.engine.executors import DaskExecutor, ProcessPool
 from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.jobs import JobService
+from prefect_synthdata.engine.results import open_results
+from prefect_synthdata.storage import StoreOptions
 
 WORKERS = 2
+#: Credentials moto accepts; set before the Dask workers start, so they upload with them.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def free_port() -> int:
@@ -66,6 +76,34 @@ def dask_cluster(log_dir: Path) -> Iterator[str]:
             process.wait(timeout=30)
 
 
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """moto's S3 server as a process on 127.0.0.1, with a bucket `bench`; yields its endpoint."""
+    import boto3
+    import requests
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = (log_dir / "moto.log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def params(width: int, frames: int) -> dict[str, Any]:
     return {**get_generator("shapes").spec.defaults(), "width": width, "height": width,
             "frames": frames}  # fmt: skip
@@ -91,14 +129,25 @@ def main() -> None:
     small = [params(32, 1) for _ in range(args.small)]
     large = [{**params(512, args.frames), "seed": i} for i in range(args.large)]
 
-    with tempfile.TemporaryDirectory() as tmp, dask_cluster(Path(tmp)) as address:
-        makers: dict[str, Callable[[], Executor]] = {
-            "process pool": lambda: ProcessPool(WORKERS),
-            "dask (2 workers)": lambda: DaskExecutor(address),
+    os.environ.update(AWS_ENV)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        moto_server(Path(tmp)) as endpoint,
+        dask_cluster(Path(tmp)) as address,
+    ):
+        on_s3 = StoreOptions(endpoint_url=endpoint)
+        makers: dict[str, Callable[[Path], JobService]] = {
+            "process pool": lambda d: JobService(d, WORKERS, ProcessPool(WORKERS)),
+            "dask (2 workers)": lambda d: JobService(d, WORKERS, DaskExecutor(address)),
+            "dask, results on S3": lambda d: JobService(
+                d,
+                WORKERS,
+                DaskExecutor(address),
+                results=open_results("s3://bench/renders", d / "results", on_s3),
+            ),
         }
         services = {
-            name: JobService(Path(tmp) / name.split()[0], WORKERS, make())
-            for name, make in makers.items()
+            name: make(Path(tmp) / f"v{i}") for i, (name, make) in enumerate(makers.items())
         }
         for service in services.values():  # warm up: start processes, import the engine
             run_batch(service, small[: WORKERS * 2], True)
@@ -123,11 +172,13 @@ def main() -> None:
         print(
             f"| {name} | {1000 * s / args.small:.2f} | {s:.2f} | {big:.2f} | {frames / big:.1f} |"
         )
-    pool, dask = list(services)
-    print(
-        f"\ndask / pool: small-job overhead {medians[(dask, 'small')] / medians[(pool, 'small')]:.2f}x, "
-        f"large-job time {medians[(dask, 'large')] / medians[(pool, 'large')]:.2f}x"
-    )
+    pool, *others = list(services)
+    for name in others:
+        print(
+            f"\n{name} / pool: small-job overhead "
+            f"{medians[(name, 'small')] / medians[(pool, 'small')]:.2f}x, "
+            f"large-job time {medians[(name, 'large')] / medians[(pool, 'large')]:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -61,3 +61,16 @@ class SynthDataSettings(BaseSettings):
         description="Where the local provider's rendered jobs go; with Dask workers on other "
         "machines, a shared filesystem path they can all write (default: under home).",
     )
+    results_url: str | None = Field(
+        default=None,
+        description="An s3://bucket/prefix where the local provider's rendered jobs go instead "
+        "of a directory, so that Dask workers anywhere can write them (not with results_dir).",
+    )
+    results_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint of results_url (default: AWS)."
+    )
+    results_region: str | None = Field(default=None, description="AWS region of results_url.")
+    results_profile: str | None = Field(
+        default=None,
+        description="AWS profile for results_url (default: boto3's chain: AWS_* variables...).",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from prefect_synthdata.batches import (
     submit_idempotent,
 )
 from prefect_synthdata.engine.jobs import MAX_RENDERS, JobService, default_workers
+from prefect_synthdata.engine.render import render_job
 from prefect_synthdata.exceptions import ParameterValidationError
 from prefect_synthdata.models import BatchRef, JobState
 from prefect_synthdata.providers.local import LocalProvider
@@ -161,7 +163,7 @@ def test_failed_and_result_less_jobs_are_rendered_again_in_the_same_batch(
     service = provider.service
     lost, failed, kept = batch.job_ids
     before = files(service.result_dir(kept))
-    shutil.rmtree(service.results_dir / lost)  # a finished job whose result folder is gone
+    shutil.rmtree(service.results.root / lost)  # a finished job whose result folder is gone
     db = sqlite3.connect(service.state_dir / "jobs.sqlite3")
     with db:  # a job that failed for a passing reason (a full disk)
         db.execute(
@@ -178,7 +180,7 @@ def test_failed_and_result_less_jobs_are_rendered_again_in_the_same_batch(
         provider, again, PollPolicy(initial_seconds=0.05, deadline_seconds=120)
     )
     assert status.succeeded == batch.job_ids
-    assert all((service.results_dir / job).is_dir() for job in batch.job_ids)
+    assert all((service.results.root / job).is_dir() for job in batch.job_ids)
     assert files(service.result_dir(kept)) == before  # untouched
     assert provider.render_again(again, request) == 0  # nothing broken any more
 
@@ -190,12 +192,12 @@ def test_a_job_that_keeps_failing_is_rendered_again_a_bounded_number_of_times(
     service = provider.service
     (job,) = batch.job_ids
     for _ in range(MAX_RENDERS):
-        shutil.rmtree(service.results_dir / job)  # lost again and again
+        shutil.rmtree(service.results.root / job)  # lost again and again
         broken = service.broken_jobs(batch.batch_id)
         assert (broken.again, broken.given_up) == ([job], [])
         assert service.render_again(broken) == 1
         service.wait(batch.batch_id, timeout=120)
-    shutil.rmtree(service.results_dir / job)
+    shutil.rmtree(service.results.root / job)
     broken = service.broken_jobs(batch.batch_id)
     assert (broken.again, broken.given_up) == ([], [job])  # permanent: left as it is
     assert service.render_again(broken) == 0
@@ -254,3 +256,70 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")
+
+
+def _attempts(state_dir: Path, batch_id: str) -> dict[str, int]:
+    with sqlite3.connect(state_dir / "jobs.sqlite3") as db:
+        rows = db.execute("SELECT id, attempts FROM jobs WHERE batch_id=?", (batch_id,))
+        return dict(rows.fetchall())
+
+
+def _scratch_job(tmp_path: Path, job_ids: list[str]) -> bool:
+    return any(p.name.split(".")[0] in job_ids for p in (tmp_path / "results").glob("*.partial-*"))
+
+
+def test_cancel_stops_only_that_batch_and_others_render_on_untouched(tmp_path: Path) -> None:
+    service = JobService(tmp_path, workers=2)
+    try:
+        slow = small_params("shapes", width=512, height=512, frames=200)
+        medium = [
+            small_params("shapes", width=256, height=192, frames=12, seed=s) for s in (1, 2, 3)
+        ]
+        doomed = service.submit("me", "doomed", "shapes", [slow], is_preview=False)
+        other = service.submit("me", "other", "shapes", medium, is_preview=False)
+        # one process renders the doomed job while the other renders the other batch's first
+        wait_until(
+            lambda: _scratch_job(tmp_path, doomed.job_ids) and _scratch_job(tmp_path, other.job_ids)
+        )
+        before = set(service.worker_pids())
+        assert len(before) == 2
+
+        service.cancel("me", doomed.batch_id)
+        wait_until(lambda: len(set(service.worker_pids()) & before) == 1, timeout=5)
+        survivor = set(service.worker_pids()) & before  # the other batch's process lives on
+
+        status = service.wait(other.batch_id, timeout=120)
+        assert status.succeeded == other.job_ids
+        assert _attempts(tmp_path, other.batch_id) == dict.fromkeys(other.job_ids, 1)  # no restart
+        renderers = {
+            int(str(r).rsplit(":", 1)[1]) for r in service.rendered_by(other.batch_id).values()
+        }
+        assert survivor <= renderers  # it went on rendering the other batch
+        for job_id, params in zip(other.job_ids, medium, strict=True):
+            reference = tmp_path / "reference" / job_id
+            render_job("shapes", params, False, reference)  # an undisturbed render
+            assert files(service.result_dir(job_id)) == files(reference)
+        assert service.batch_status("me", doomed.batch_id).cancelled == doomed.job_ids
+        assert not list((tmp_path / "results").glob("*.partial-*"))  # the killed scratch is gone
+    finally:
+        service.close()
+
+
+def test_a_render_process_that_dies_is_replaced_and_its_job_rendered_again(tmp_path: Path) -> None:
+    service = JobService(tmp_path, workers=1)
+    try:
+        params = small_params("shapes", width=512, height=512, frames=40)
+        batch = service.submit("me", "crash", "shapes", [params], is_preview=False)
+        wait_until(lambda: _scratch_job(tmp_path, batch.job_ids))
+        (victim,) = service.worker_pids()
+        os.kill(victim, signal.SIGKILL)  # not a cancel: an out-of-memory kill, say
+
+        assert service.wait(batch.batch_id, timeout=120).succeeded == batch.job_ids
+        assert _attempts(tmp_path, batch.batch_id) == {batch.job_ids[0]: 2}
+        assert victim not in service.worker_pids()
+        reference = tmp_path / "reference"
+        render_job("shapes", params, False, reference)
+        assert files(service.result_dir(batch.job_ids[0])) == files(reference)
+        assert not list((tmp_path / "results").glob("*.partial-*"))  # its scratch is gone
+    finally:
+        service.close()

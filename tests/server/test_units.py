@@ -154,3 +154,30 @@ def test_serve_options_are_refused_with_exit_2(
         build_parser().parse_args(["--token", "t", *argv])
     assert exited.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_serve_results_on_s3_from_flags_and_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SYNTHDATA_SERVER_RESULTS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    args = ["--token", "t", "--data-dir", str(tmp_path), "--results-url", "s3://renders/farm"]
+    config = config_from_args(build_parser().parse_args(args))
+    assert config.results_url == "s3://renders/farm"
+    assert config.results_options.endpoint_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--results-url", "s3://renders/x", "--results-dir", "/tmp/r"], "not both"),
+        (["--results-url", "s3://Bad_Bucket/x"], "not a bucket name"),
+        (["--results-url", "s3://renders/x", "--results-endpoint-url", "ftp://h"], "http://"),
+        (["--results-endpoint-url", "http://127.0.0.1:9"], "need an s3:// --results-url"),
+    ],
+)
+def test_serve_refuses_bad_results_settings(
+    argv: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["serve", "--token", "t", "--data-dir", str(tmp_path), *argv]) == 2
+    assert words in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything was created

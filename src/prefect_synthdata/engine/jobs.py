@@ -1,9 +1,9 @@
 """A durable job service: batches of render jobs in SQLite, rendered by an executor.
 
 The `local` provider runs it in-process; the reference server runs it behind HTTP.
-State lives under `state_dir` (`jobs.sqlite3`, results in `results/<job_id>/` unless
-`results_dir` puts them elsewhere), so a new process sees earlier batches and their
-results. Each unfinished job is leased by the process that renders it; jobs whose
+State lives under `state_dir` (`jobs.sqlite3`; results in `results/<job_id>/` unless
+a results store puts them elsewhere, e.g. on S3: `engine.results`), so a new process
+sees earlier batches and their results. Each unfinished job is leased by the process that renders it; jobs whose
 lease holder has died are adopted and rendered again by the next service that opens
 the same state dir. Renders run in a local process pool, or on a Dask cluster
 (`engine.executors`); the state stays here either way. `cancel` stops a batch.
@@ -39,6 +39,7 @@ from prefect_synthdata.engine.executors import (
     default_workers,
 )
 from prefect_synthdata.engine.generators import get_generator
+from prefect_synthdata.engine.results import DirectoryResults, ResultsStore
 from prefect_synthdata.engine.statedb import open_state_db
 from prefect_synthdata.exceptions import NotFoundError, StateFileError
 from prefect_synthdata.models import BatchRef, BatchStatus, JobState, JobStatus
@@ -105,8 +106,9 @@ class JobService:
     """Owns the SQLite state of one state directory and the executor that renders its jobs.
 
     `executor` defaults to a `ProcessPool` of `workers` processes (one per core);
-    `results_dir` (default `state_dir/results`) must be shared with the executor's
-    workers, e.g. a shared filesystem path when they run on other machines. With
+    `results` (default: the directory `state_dir/results`) must be shared with the
+    executor's workers: a shared filesystem path or an S3 prefix when they run on other
+    machines (`engine.results.open_results`). With
     `adopt`, every orphaned job is adopted on open (the server resumes its work).
     """
 
@@ -115,12 +117,12 @@ class JobService:
         state_dir: Path,
         workers: int | None = None,
         executor: Executor | None = None,
-        results_dir: Path | None = None,
+        results: ResultsStore | None = None,
         adopt: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir)
-        self.results_dir = Path(results_dir) if results_dir else self.state_dir / "results"
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.results = results or DirectoryResults(self.state_dir / "results")
         self.workers = workers or default_workers()
         try:
             self._db = open_state_db(self.state_dir / "jobs.sqlite3", SCHEMA)
@@ -276,16 +278,28 @@ class JobService:
         return queued
 
     def has_result(self, job_id: str) -> bool:
-        """Whether the job's result folder exists (a succeeded job's may have been lost)."""
-        return (self.results_dir / job_id).is_dir()
+        """Whether the job's result is all there in the results store (a succeeded job's
+        may have been lost: a folder deleted, an S3 object expired)."""
+        return self.results.complete(job_id)
+
+    def _succeeded(self, job_id: str) -> str:
+        rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))
+        if not rows or rows[0]["state"] != JobState.SUCCEEDED:
+            raise NotFoundError(f"job {job_id!r} has no result")
+        return job_id
 
     def result_dir(self, job_id: str) -> Path:
-        """The rendered folder of a succeeded job, else NotFoundError."""
-        rows = self._query("SELECT state FROM jobs WHERE id=?", (job_id,))
-        path = self.results_dir / job_id
-        if not rows or rows[0]["state"] != JobState.SUCCEEDED or not self.has_result(job_id):
-            raise NotFoundError(f"job {job_id!r} has no result")
-        return path
+        """A local folder with the files of a succeeded job (from S3: a cached copy),
+        else NotFoundError."""
+        return self.results.local_dir(self._succeeded(job_id))
+
+    def result_files(self, job_id: str) -> list[tuple[str, int]]:
+        """`(name, size)` of each file of a succeeded job's result, else NotFoundError."""
+        return self.results.files(self._succeeded(job_id))
+
+    def copy_result(self, job_id: str, dest: Path) -> None:
+        """Put the files of a succeeded job in the new folder `dest` (whole or not at all)."""
+        self.results.copy_to(self._succeeded(job_id), dest)
 
     # -- commands ------------------------------------------------------------------------
     def submit(
@@ -341,7 +355,7 @@ class JobService:
         """Lease and start every unfinished job no live process is rendering."""
         where = "state IN ('queued','running')" + (" AND batch_id=?" if batch_id else "")
         rows = self._query(
-            f"SELECT jobs.id, jobs.params, jobs.runner, batches.generator, batches.is_preview "
+            f"SELECT jobs.id, jobs.params, jobs.runner, jobs.attempts, batches.generator, batches.is_preview "
             f"FROM jobs JOIN batches ON batches.id = jobs.batch_id WHERE {where}",
             (batch_id,) if batch_id else (),
         )
@@ -359,20 +373,28 @@ class JobService:
                     (me, JobState.RUNNING, row["id"], runner),
                 ).rowcount
             if claimed:
+                params = json.loads(row["params"])
                 self._start(
-                    row["id"], row["generator"], json.loads(row["params"]), bool(row["is_preview"])
+                    row["id"],
+                    row["generator"],
+                    params,
+                    bool(row["is_preview"]),
+                    row["attempts"] > 0,
                 )
                 started += 1
         return started
 
-    def _start(self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool) -> None:
-        final = self.results_dir / job_id
-        if final.is_dir():  # rendered before a crash could record it
+    def _start(
+        self, job_id: str, generator: str, params: dict[str, Any], is_preview: bool, started: bool
+    ) -> None:
+        """Render a leased job; one `started` before may have been rendered already."""
+        if started and self.results.complete(job_id):  # rendered before a crash could record it
             self._finish(job_id, None, None)
             return
         with self._lock:
             self._inflight.add(job_id)
-        self.executor.submit(RenderJob(job_id, generator, params, is_preview, final), self._finish)
+        job = RenderJob(job_id, generator, params, is_preview, self.results)
+        self.executor.submit(job, self._finish)
 
     def _finish(self, job_id: str, error: BaseException | None, renderer: str | None) -> None:
         """Record a render's end; only a job still leased to this process changes state."""

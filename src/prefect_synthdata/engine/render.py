@@ -15,6 +15,7 @@ This is the per-job result layout every provider hands to the dataset builder:
 (camera, lighting, seed); annotations carry `track_id` (stable across a video's
 frames, MOT-style), `iseg_id` (the value in the iseg map) and `visibility`.
 Nothing time-dependent is written, so a job renders to the same bytes every time.
+A render asked to stop (`should_stop`, checked between frames) raises RenderStopped.
 Each frame is checked against the generator contract (`contract.check_frame`) before
 anything of it is written; a broken frame fails the job with GeneratorContractError.
 
@@ -29,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,21 @@ from prefect_synthdata.engine.generators import get_generator
 from prefect_synthdata.engine.generators.contract import check_frame, requested_size
 
 
+class RenderStopped(Exception):
+    """The render was asked to stop (its job was cancelled) before its last frame."""
+
+
 def render_job(
-    generator_name: str, params: dict[str, Any], is_preview: bool, out_dir: Path
+    generator_name: str,
+    params: dict[str, Any],
+    is_preview: bool,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
-    """Render every frame of a job into `out_dir`; returns image and annotation counts."""
+    """Render every frame of a job into `out_dir`; returns image and annotation counts.
+
+    `should_stop` is asked between frames; once it says True, RenderStopped.
+    """
     generator = get_generator(generator_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
@@ -50,6 +63,8 @@ def render_job(
     min_visibility = float(params.get("min_visibility", 0.0))
     size = requested_size(params)
     for index, frame in enumerate(generator.render_frames(params, is_preview)):
+        if should_stop is not None and should_stop():
+            raise RenderStopped(f"stopped before frame {index}")
         check_frame(generator_name, frame, len(generator.categories), size)
         stem = f"image.{index:06d}"
         png.write_png(out_dir / f"{stem}.rgb.png", frame.rgb, png.RGB)

@@ -16,6 +16,7 @@ from prefect_synthdata.exceptions import ConfigurationError
 from prefect_synthdata.providers.base import Provider
 from prefect_synthdata.providers.trust import token_problem
 from prefect_synthdata.settings import SynthDataSettings
+from prefect_synthdata.storage.options import StoreOptions
 
 ProviderKind = Literal["local", "infinity", "zpy"]
 
@@ -44,6 +45,13 @@ class ProviderConfig(BaseModel):
         default=None,
         description="Where the local provider's renders land (shared with remote Dask workers).",
     )
+    results_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix where the local provider's renders land instead.",
+    )
+    results_options: StoreOptions | None = Field(
+        default=None, description="How to reach results_url (endpoint, region, profile)."
+    )
 
     @classmethod
     def from_settings(cls, settings: SynthDataSettings) -> ProviderConfig:
@@ -57,13 +65,21 @@ class ProviderConfig(BaseModel):
 
     def with_dirs(self, settings: SynthDataSettings) -> ProviderConfig:
         """This config with its folders under `settings.home` and the render executor
-        (`SYNTHDATA_DASK_ADDRESS`, `SYNTHDATA_RESULTS_DIR`) from `settings` where unset."""
+        and results store (`SYNTHDATA_DASK_ADDRESS`, `SYNTHDATA_RESULTS_DIR` or
+        `SYNTHDATA_RESULTS_URL` and `_RESULTS_ENDPOINT_URL`...) from `settings` where unset."""
         return self.model_copy(
             update={
                 "state_dir": self.state_dir or settings.home / "local",
                 "cache_dir": self.cache_dir or settings.home / "cache" / "zpy",
                 "dask_address": self.dask_address or settings.dask_address,
                 "results_dir": self.results_dir or settings.results_dir,
+                "results_url": self.results_url or settings.results_url,
+                "results_options": self.results_options
+                or StoreOptions(
+                    endpoint_url=settings.results_endpoint_url,
+                    region=settings.results_region,
+                    profile=settings.results_profile,
+                ),
             }
         )
 
@@ -80,11 +96,15 @@ class ProviderConfig(BaseModel):
         if self.state_dir is None or self.cache_dir is None:
             return self.with_dirs(SynthDataSettings()).create()
         if self.kind == "local":
+            from prefect_synthdata.engine.results import open_results, results_location
             from prefect_synthdata.providers.local import LocalProvider
 
-            return LocalProvider(
-                self.state_dir, dask_address=self.dask_address, results_dir=self.results_dir
+            results = open_results(
+                results_location(self.results_dir, self.results_url),
+                default=self.state_dir / "results",
+                options=self.results_options,
             )
+            return LocalProvider(self.state_dir, dask_address=self.dask_address, results=results)
         if not self.url or self.token is None or not self.token.get_secret_value():
             raise ConfigurationError(f"provider {self.kind!r} needs a server url and a token")
         if self.kind == "infinity":

@@ -511,9 +511,9 @@ class HttpClient:
         """Stream `url` to `dest`, resuming a partial `dest.part` with an HTTP Range request.
 
         The Authorization header goes only to URLs on this client's server (a result URL
-        on another host is pre-signed). Writing stops at the expected size, else at the
-        announced `Content-Length`, else at `max_download_bytes` (ServerResponseError, the
-        partial file removed); the whole download must finish within
+        on another host is pre-signed). A `Content-Length` above the expected size, else
+        above `max_download_bytes`, is refused before anything is written, and writing
+        stops at that bound (ServerResponseError, the partial file removed); the whole download must finish within
         `download_deadline_seconds`. Size and sha256 are checked when known;
         IntegrityError (and the partial file removed) when they do not match; a sha256 the
         server announces in `X-Checksum-Sha256` is checked too. An existing `dest` that
@@ -612,13 +612,13 @@ class HttpClient:
             length = response.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else None
             have, mode = 0, "wb"
-        limit = next(
-            n for n in (expected_size, total, self.retry.max_download_bytes) if n is not None
-        )
-        if total is not None and total > limit:
+        cap = expected_size if expected_size is not None else self.retry.max_download_bytes
+        if total is not None and total > cap:
             raise ServerResponseError(
-                f"{what}: announces {total} bytes where {limit} bytes were expected"
+                f"{what}: announces {total} bytes where {cap} bytes were "
+                + ("expected" if expected_size is not None else "the most allowed")
             )
+        limit = total if total is not None else cap
         written = have
         with part.open(mode) as out:
             for chunk in read_chunks(response, until, self.timeout[1]):

@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from prefect_synthdata.engine.executors import open_executor
 from prefect_synthdata.engine.generators import GENERATORS, get_generator
 from prefect_synthdata.engine.jobs import JobService, default_workers
+from prefect_synthdata.engine.results import DirectoryResults, ResultsStore
 from prefect_synthdata.models import BatchRef, BatchRequest, BatchStatus
 from prefect_synthdata.params import GeneratorSpec, validate_jobs
 
@@ -30,12 +30,13 @@ def job_service(
     state_dir: Path,
     workers: int | None = None,
     dask_address: str | None = None,
-    results_dir: Path | None = None,
+    results: ResultsStore | None = None,
 ) -> JobService:
     """The process-wide job service of `state_dir` (one executor per directory).
 
     Renders run in a process pool of `workers`, or on the Dask cluster at `dask_address`;
-    `results_dir` is where they land (shared with Dask workers on other machines).
+    `results` is where they land (default `state_dir/results`; a shared directory or an
+    S3 prefix for Dask workers on other machines).
     Unfinished jobs of a dead process are adopted when their batch is next read, not
     on open, so that cancelling a batch never starts rendering it first.
     """
@@ -46,7 +47,7 @@ def job_service(
             key,
             workers=workers,
             executor=open_executor(workers, dask_address),
-            results_dir=results_dir,
+            results=results,
             adopt=False,
         )
     return _SERVICES[key]
@@ -63,17 +64,17 @@ def close_job_services(under: Path | None = None) -> None:
 class LocalProvider:
     """Provider over an in-process `JobService`."""
 
-    local_results = True  # a result is a folder under the state directory
-
     def __init__(
         self,
         state_dir: Path,
         workers: int | None = None,
         dask_address: str | None = None,
-        results_dir: Path | None = None,
+        results: ResultsStore | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
-        self.service = job_service(self.state_dir, workers, dask_address, results_dir)
+        self.service = job_service(self.state_dir, workers, dask_address, results)
+        # results in a directory are on this machine; on S3 they are downloaded
+        self.local_results = isinstance(self.service.results, DirectoryResults)
 
     @property
     def identity(self) -> str:
@@ -120,8 +121,4 @@ class LocalProvider:
         return len(self.service.cancel(OWNER, batch.batch_id))
 
     def fetch_job_result(self, batch: BatchRef, job_id: str, dest: Path) -> None:
-        source = self.service.result_dir(job_id)
-        scratch = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.copytree(source, scratch)
-        scratch.rename(dest)
+        self.service.copy_result(job_id, dest)

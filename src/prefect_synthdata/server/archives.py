@@ -1,7 +1,8 @@
 """Result zips, built once, atomically, and kept with their size and sha256.
 
 - Infinity: one zip per job, top folder `<job_id>/` holding the engine's job folder
-  (`job.json`, `labels.json` COCO, images and ground-truth maps).
+  (`job.json`, `labels.json` COCO, images and ground-truth maps), written by
+  `engine.results.write_job_zip` (the same bytes a worker uploads to S3 results).
 - zpy: one zip per dataset, one folder per simrun in the zumo layout (`server.zumo`).
 
 PNGs are stored, not deflated (they are compressed already); JSON is deflated.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect_synthdata.dataset.manifest import sha256_file
+from prefect_synthdata.engine.results import write_job_zip
 from prefect_synthdata.server.zumo import zumo_annotations
 
 
@@ -38,10 +40,6 @@ class Archive:
     sha256: str
 
 
-def _compression(name: str) -> int:
-    return zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
-
-
 class ArchiveStore:
     """Builds zips under `root` on first request and serves the cached copy afterwards."""
 
@@ -52,7 +50,7 @@ class ArchiveStore:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def _build(self, name: str, write: Callable[[zipfile.ZipFile], None]) -> Archive:
+    def _build(self, name: str, write: Callable[[Path], None]) -> Archive:
         path = self.root / f"{name}.zip"
         checksum = path.with_suffix(".sha256")
         with self._guard:
@@ -63,8 +61,7 @@ class ArchiveStore:
                 scratch = path.with_name(
                     f"{path.name}.partial-{os.getpid()}-{threading.get_ident()}"
                 )
-                with zipfile.ZipFile(scratch, "w") as archive:
-                    write(archive)
+                write(scratch)
                 digest = sha256_file(scratch)
                 os.replace(scratch, path)
                 checksum.write_text(digest)
@@ -72,31 +69,24 @@ class ArchiveStore:
 
     def job_zip(self, job_id: str, job_dir: Path) -> Archive:
         """The Infinity result zip of one job: `<job_id>/<file>` for every file of `job_dir`."""
-
-        def write(archive: zipfile.ZipFile) -> None:
-            for file in sorted(job_dir.iterdir()):
-                if file.is_file():
-                    archive.write(
-                        file, f"{job_id}/{file.name}", compress_type=_compression(file.name)
-                    )
-
-        return self._build(f"jobs/{job_id}", write)
+        return self._build(f"jobs/{job_id}", lambda path: write_job_zip(job_id, job_dir, path))
 
     def dataset_zip(self, dataset_id: str, runs: list[tuple[str, Path]]) -> Archive:
         """The zpy zip of a dataset: one zumo folder per `(simrun id, job dir)`."""
 
-        def write(archive: zipfile.ZipFile) -> None:
-            for run_id, job_dir in runs:
-                for file in sorted(job_dir.glob("image.*.png")):
-                    archive.write(file, f"{run_id}/{file.name}", compress_type=zipfile.ZIP_STORED)
-                zumo = zumo_annotations(job_dir, run_id)
-                archive.writestr(
-                    f"{run_id}/_annotations.zumo.json", json.dumps(zumo), zipfile.ZIP_DEFLATED
-                )
-                archive.write(
-                    job_dir / "labels.json",
-                    f"{run_id}/_annotations.coco.json",
-                    zipfile.ZIP_DEFLATED,
-                )
+        def write(path: Path) -> None:
+            with zipfile.ZipFile(path, "w") as archive:
+                for run_id, job_dir in runs:
+                    for file in sorted(job_dir.glob("image.*.png")):
+                        archive.write(file, f"{run_id}/{file.name}", zipfile.ZIP_STORED)
+                    zumo = zumo_annotations(job_dir, run_id)
+                    archive.writestr(
+                        f"{run_id}/_annotations.zumo.json", json.dumps(zumo), zipfile.ZIP_DEFLATED
+                    )
+                    archive.write(
+                        job_dir / "labels.json",
+                        f"{run_id}/_annotations.coco.json",
+                        zipfile.ZIP_DEFLATED,
+                    )
 
         return self._build(f"datasets/{dataset_id}", write)

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prefect_synthdata.engine.results import results_location
 from prefect_synthdata.exceptions import ConfigurationError
+from prefect_synthdata.storage.options import StoreOptions
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -100,6 +102,14 @@ class ServerSettings(BaseSettings):
     results_dir: Path | None = Field(
         default=None, description="Rendered jobs (shared with Dask workers); default: data dir."
     )
+    results_url: str | None = Field(
+        default=None, description="s3://bucket/prefix for rendered jobs instead of a directory."
+    )
+    results_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint of results_url (default: AWS)."
+    )
+    results_region: str | None = Field(default=None, description="AWS region of results_url.")
+    results_profile: str | None = Field(default=None, description="AWS profile for results_url.")
     public_url: str | None = Field(
         default=None,
         description="Base URL clients reach the server at (signed result URLs); "
@@ -117,6 +127,8 @@ class ServerConfig(BaseModel):
     workers: int | None = None
     dask_address: str | None = None
     results_dir: Path | None = None
+    results_url: str | None = None
+    results_options: StoreOptions = Field(default_factory=StoreOptions)
     public_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -189,6 +201,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="where rendered jobs go; with --dask-address, a path every worker can write "
         "(shared filesystem); default: under --data-dir",
     )
+    parser.add_argument(
+        "--results-url",
+        help="put rendered jobs under this s3://bucket/prefix instead (workers write there with "
+        "their own AWS credentials); Infinity result URLs become pre-signed S3 URLs",
+    )
+    parser.add_argument("--results-endpoint-url", help="S3-compatible endpoint of --results-url")
+    parser.add_argument("--results-region", help="AWS region of --results-url")
+    parser.add_argument("--results-profile", help="AWS profile for --results-url")
     faults = parser.add_argument_group("fault injection (off by default; also SYNTHDATA_FAULT_*)")
     for name, field in FaultConfig.model_fields.items():
         flag = "--fault-" + name.replace("_", "-")
@@ -219,6 +239,25 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     quota = args.quota_frames if args.quota_frames is not None else env.quota_frames
     if quota is not None and quota < 0:
         raise ConfigurationError(f"--quota-frames must be >= 0, got {quota}")
+    results_dir = args.results_dir or env.results_dir
+    results_url = args.results_url or env.results_url
+    try:
+        location = results_location(results_dir, results_url)
+        results_options = StoreOptions(
+            endpoint_url=args.results_endpoint_url or env.results_endpoint_url,
+            region=args.results_region or env.results_region,
+            profile=args.results_profile or env.results_profile,
+        )
+    except ValueError as exc:  # ConfigurationError included
+        raise ConfigurationError(f"bad results settings: {exc}") from None
+    if results_options.connection_settings() and not str(location or "").startswith("s3://"):
+        raise ConfigurationError(
+            "--results-endpoint-url/-region/-profile need an s3:// --results-url"
+        )
+    if results_url:
+        from prefect_synthdata.storage.s3 import parse_s3_uri
+
+        parse_s3_uri(results_url)
     host = f"[{args.host}]" if ":" in args.host else args.host
     public_url = args.public_url or env.public_url or f"http://{host}:{args.port}"
     try:
@@ -233,6 +272,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         url_ttl_seconds=args.url_ttl if args.url_ttl is not None else env.url_ttl_seconds,
         workers=args.workers if args.workers is not None else env.workers,
         dask_address=args.dask_address or env.dask_address,
-        results_dir=args.results_dir or env.results_dir,
+        results_dir=results_dir,
+        results_url=results_url,
+        results_options=results_options,
         faults=faults,
     )

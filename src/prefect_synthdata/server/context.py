@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request
 
 from prefect_synthdata.engine.executors import open_executor
 from prefect_synthdata.engine.jobs import JobService, default_workers
+from prefect_synthdata.engine.results import open_results, results_location
 from prefect_synthdata.server.archives import ArchiveStore
 from prefect_synthdata.server.auth import TokenRegistry
 from prefect_synthdata.server.config import ServerConfig
@@ -46,11 +47,16 @@ class ServerContext:
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         workers = config.workers or default_workers()
+        results = open_results(
+            results_location(config.results_dir, config.results_url),
+            default=data_dir / "engine" / "results",
+            options=config.results_options,
+        )
         service = JobService(
             data_dir / "engine",
             workers=workers,
             executor=open_executor(workers, config.dask_address),
-            results_dir=config.results_dir,
+            results=results,
         )
         store = ZpyStore(data_dir / "zpy.sqlite3")
         tokens = TokenRegistry(config.tokens)
@@ -64,6 +70,14 @@ class ServerContext:
             signer=UrlSigner.load(data_dir, config.url_ttl_seconds),
             quota=FrameQuota(service, config.quota_frames),
             tokens=tokens,
+        )
+
+    def job_zip_url(self, request: Request, job_id: str, owner: str) -> str:
+        """The result URL of a job's zip: pre-signed on S3 when the results live there,
+        else a signed URL of this server's own route; both expire after the URL TTL."""
+        presigned = self.service.results.zip_url(job_id, self.signer.ttl_seconds)
+        return presigned or self.signed_url(
+            request, "result_job_zip", f"job:{job_id}", owner, job_id=job_id
         )
 
     def signed_url(

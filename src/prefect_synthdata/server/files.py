@@ -4,8 +4,8 @@ A READY simrun's files are recorded once (`ZpyStore.record_files`): at startup f
 every simrun finished before (an upgraded data dir is back-filled), and before each
 listing for simruns finished since. A listing is then one `COUNT` and one
 `LIMIT/OFFSET` query on an index, whatever the account holds; only the simruns on
-the page are checked on disk (a simrun whose folder was removed is forgotten, and
-recorded again if it is rendered again).
+the page are checked in the results store (a simrun whose result was removed is
+forgotten, and recorded again if it is rendered again).
 
 Example:
     >>> import tempfile, pathlib
@@ -46,11 +46,10 @@ class FileIndex:
         """Record the files of every READY simrun (of `owner`) not recorded yet; how many simruns."""
         recorded = 0
         for run in self.ctx.store.unrecorded_simruns(owner):
-            try:
-                folder = self.ctx.service.result_dir(run["id"])
-            except NotFoundError:  # not finished (yet), failed, or its folder is gone
+            try:  # from the results store: a folder, or on S3 the job's marker
+                files = self.ctx.service.result_files(run["id"])
+            except NotFoundError:  # not finished (yet), failed, or its result is gone
                 continue
-            files = [(f.name, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file()]
             self.ctx.store.record_files(run, sim_id(run["sim"]), files)
             recorded += 1
         return recorded
@@ -79,7 +78,7 @@ class FileIndex:
         gone = False
         for simrun in simruns:
             try:
-                self.ctx.service.result_dir(simrun)  # a primary-key look-up and a stat
+                self.ctx.service.result_files(simrun)  # a look-up and a listing (S3: one GET)
             except NotFoundError:
                 self.ctx.store.forget_files(simrun)
                 gone = True

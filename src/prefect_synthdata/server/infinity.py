@@ -102,7 +102,7 @@ def _job_body(
     finished = job["state"] in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
     url, error = None, job["error"]
     if job["state"] == JobState.SUCCEEDED and ctx.service.has_result(job["id"]):
-        url = ctx.signed_url(request, "result_job_zip", f"job:{job['id']}", owner, job_id=job["id"])
+        url = ctx.job_zip_url(request, job["id"], owner)
     elif job["state"] == JobState.SUCCEEDED:  # its result folder was lost: no URL to offer
         error = "the job's result was lost; POST api/batch/<id>/render-again/ renders it again"
     return {

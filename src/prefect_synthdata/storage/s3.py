@@ -57,6 +57,8 @@ WINDOW_PER_REQUEST = 8
 #: How often a conditional write that meets another one in flight (409) is tried.
 CONDITIONAL_ATTEMPTS = 5
 T = TypeVar("T", Upload, Download)
+#: The longest a SigV4 pre-signed URL may be valid.
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -157,6 +159,7 @@ def make_client(options: StoreOptions, credentials: Any = None) -> Any:
         max_pool_connections=options.max_concurrency + 2,
         retries={"mode": "standard", "max_attempts": options.max_attempts},
         s3={"addressing_style": "path"} if endpoint_url else {},
+        signature_version="s3v4",  # pre-signed URLs too (SigV2 is refused by newer regions)
     )
     if params.get("config") is not None:
         config = params.pop("config").merge(config)
@@ -379,6 +382,16 @@ class S3Store:
                     p["Prefix"][len(root) :].rstrip("/") for p in page.get("CommonPrefixes", [])
                 ]
         return sorted(n for n in names if n and not n.startswith("."))
+
+    def presigned_get(self, key: str, ttl_seconds: int) -> str:
+        """A pre-signed (SigV4) GET URL of `key` on this store's endpoint, valid
+        `ttl_seconds` but at most the 7 days SigV4 allows; no request is made."""
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=min(ttl_seconds, MAX_PRESIGNED_SECONDS),
+        )
+        return url
 
     def download_files(self, downloads: list[Download]) -> None:
         for download in downloads:
