@@ -16,6 +16,7 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import BlockDocumentCreate
 from prefect.deployments import run_deployment
+from prefect.events.worker import EventsWorker
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.callables import parameter_schema
@@ -47,6 +48,10 @@ def served(
         for block in (InfinityCredentials, ZpyCredentials, SynthDataJob):
             block.register_type_and_schema()
         yield prefect_server
+        # Prefect keeps one events worker per client type, whatever its API URL: drain the
+        # one made for this server while it runs, so later tests get one for theirs (else
+        # their task runs never reach their API and the session's teardown waits forever).
+        EventsWorker.drain_all(timeout=30)
 
 
 async def _registered(api: str) -> None:
