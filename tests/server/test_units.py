@@ -171,6 +171,7 @@ def test_serve_results_on_s3_from_flags_and_environment(
     [
         (["--results-url", "s3://renders/x", "--results-dir", "/tmp/r"], "not both"),
         (["--results-url", "s3://Bad_Bucket/x"], "not a bucket name"),
+        (["--results-url", "s3:/renders/x"], "--results-url: not an s3:// URI"),
         (["--results-url", "s3://renders/x", "--results-endpoint-url", "ftp://h"], "http://"),
         (["--results-endpoint-url", "http://127.0.0.1:9"], "need an s3:// --results-url"),
     ],

@@ -248,7 +248,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             region=args.results_region or env.results_region,
             profile=args.results_profile or env.results_profile,
         )
-    except ValueError as exc:  # ConfigurationError included
+    except (ValueError, ConfigurationError) as exc:
         raise ConfigurationError(f"bad results settings: {exc}") from None
     if results_options.connection_settings() and not str(location or "").startswith("s3://"):
         raise ConfigurationError(
@@ -257,7 +257,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     if results_url:
         from prefect_synthdata.storage.s3 import parse_s3_uri
 
-        parse_s3_uri(results_url)
+        try:
+            parse_s3_uri(results_url)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--results-url: {exc}") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     public_url = args.public_url or env.public_url or f"http://{host}:{args.port}"
     try:
